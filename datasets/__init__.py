@@ -1,0 +1,1 @@
+"""Recordings: loading through neo, shipped real recordings. Built in the recordings issue."""

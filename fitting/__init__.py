@@ -1,0 +1,1 @@
+"""Parameter inversion (fitting models to recordings). Built in the fitting issue."""

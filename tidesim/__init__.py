@@ -1,0 +1,45 @@
+"""tidesim: Brian2 neuron models in a differentiable torch integrator, cross-validated against Brian2.
+
+>>> import tidesim as ts
+>>> model = ts.models.get("adex")
+>>> res = ts.simulate(model, duration=0.5, n=10, inputs={"I": 0.6e-9})
+"""
+
+from . import surrogate
+from .errors import (
+    BackendError,
+    EquationSyntaxError,
+    MissingParameterError,
+    ModelError,
+    NumericalInstabilityError,
+    ShapeError,
+    SimulationError,
+    TidesimError,
+    UnitMismatchError,
+    UnknownIdentifierError,
+)
+from .model import NeuronModel
+from .result import SimulationResult
+from .simulate import simulate
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "NeuronModel", "SimulationResult", "simulate", "crossvalidate", "CrossValidationReport",
+    "surrogate", "models", "datasets", "fitting", "TidesimError", "ModelError", "EquationSyntaxError",
+    "UnitMismatchError", "UnknownIdentifierError", "MissingParameterError", "ShapeError",
+    "SimulationError", "NumericalInstabilityError", "BackendError",
+]
+
+
+def __getattr__(name):
+    # The zoo, datasets and fitting import lazily: `import tidesim` stays light.
+    import importlib
+
+    if name in ("models", "datasets", "fitting"):
+        return importlib.import_module(f"tidesim.{name}")
+    if name in ("crossvalidate", "CrossValidationReport"):
+        from . import crossvalidate as cv
+
+        return getattr(cv, name)
+    raise AttributeError(f"module 'tidesim' has no attribute {name!r}")

@@ -1,0 +1,65 @@
+"""Unit handling at the boundary: Brian2 quantities in, SI floats and tensors inside.
+
+Units are checked once, when a model is built or a value is given; the integrator then runs on
+plain tensors (Brian2 itself strips units inside its loop for the same reason).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from brian2.units.fundamentalunits import (
+    DIMENSIONLESS,
+    Dimension,
+    Quantity,
+    get_dimensions,
+    get_unit,
+)
+
+from .errors import UnitMismatchError
+
+__all__ = ["DIMENSIONLESS", "Dimension", "fmt", "unit_name", "to_si", "dims_of"]
+
+
+def dims_of(value: Any) -> Dimension:
+    """Physical dimensions of a Brian2 quantity (dimensionless for plain numbers)."""
+    return get_dimensions(value) if isinstance(value, Quantity) else DIMENSIONLESS
+
+
+def unit_name(dim: Dimension) -> str:
+    """The SI unit of ``dim`` as Brian2 writes it (``'V'``, ``'A'``, ``'1'`` for dimensionless)."""
+    if dim is DIMENSIONLESS:
+        return "1"
+    return str(get_unit(dim))
+
+
+def fmt(value: float, dim: Dimension) -> str:
+    """``value`` (SI) written in a readable unit, e.g. ``fmt(-0.07, volt.dim) == '-70. mV'``."""
+    try:
+        return str(Quantity(float(value), dim=dim))
+    except (TypeError, ValueError):
+        return f"{value} {unit_name(dim)}"
+
+
+def to_si(value: Any, name: str, dim: Dimension | None = None) -> Any:
+    """Strip the unit from ``value`` and return it as SI (float, ndarray or tensor).
+
+    A Brian2 quantity must have dimensions ``dim`` (when given); plain numbers and tensors are
+    taken to be SI already.
+    """
+    if isinstance(value, Quantity):
+        got = get_dimensions(value)
+        if dim is not None and got is not dim:
+            raise UnitMismatchError(
+                f"'{name}' was given as {value!r}, with unit {unit_name(got)}, but it must have "
+                f"unit {unit_name(dim)}"
+            )
+        arr = np.asarray(value)
+        return float(arr) if arr.ndim == 0 else arr.astype(float)
+    if isinstance(value, torch.Tensor):
+        return value
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return np.asarray(value, dtype=float)
+    return value
