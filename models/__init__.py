@@ -1,1 +1,50 @@
-"""The model zoo: one small module per model family, each with its literature reference."""
+"""The model zoo: one small module per model family, each with its equations, default
+parameters with units, and its literature reference.
+
+>>> import tidesim as ts
+>>> ts.models.available()
+['adex', 'hodgkin_huxley', 'izhikevich', 'lif']
+>>> adex = ts.models.get("adex", a=4e-9, b=80e-12)
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+from typing import Any
+
+from tidesim.model import NeuronModel
+
+__all__ = ["available", "get", "module"]
+
+_MODULES = ("adex", "hodgkin_huxley", "izhikevich", "lif")
+
+
+def available() -> list[str]:
+    """Names of the zoo's neuron models, sorted."""
+    return sorted(_MODULES)
+
+
+def module(name: str) -> ModuleType:
+    """The zoo module of ``name`` (its PARAMETERS, REFERENCE, VALIDATION, build)."""
+    if name not in _MODULES:
+        raise ValueError(f"no model {name!r} in the zoo; available: {', '.join(available())}")
+    return importlib.import_module(f"tidesim.models.{name}")
+
+
+def get(name: str, preset: str | None = None, **overrides: Any) -> NeuronModel:
+    """A zoo model with parameter ``overrides`` (quantities or SI floats) applied.
+
+    ``preset`` picks a published parameter set where the model has them
+    (``get("izhikevich", preset="FS")``).
+    """
+    mod = module(name)
+    unknown = [k for k in overrides if k not in mod.PARAMETERS]
+    if unknown:
+        raise ValueError(f"{name} has no parameter {', '.join(map(repr, unknown))}; its parameters are "
+                         f"{', '.join(mod.PARAMETERS)}")
+    if preset is not None:
+        if not hasattr(mod, "PRESETS"):
+            raise ValueError(f"{name} has no presets")
+        return mod.build(preset, **overrides)
+    return mod.build(**overrides)

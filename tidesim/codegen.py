@@ -65,6 +65,9 @@ class TorchPrinter(StrPrinter):
         return expr.name
 
     def _print_Function(self, expr):
+        if not expr.free_symbols and not expr.atoms(sympy.Function).intersection(
+                a for a in expr.atoms(sympy.Function) if a.func.__name__ in ("randn", "rand")):
+            return repr(float(expr.evalf(17)))  # constant folding, e.g. exp(-3.25)
         name = expr.func.__name__
         if name in ("randn", "rand"):  # Brian2 gives them a placeholder argument
             return f"{_FUNCTIONS[name]}()"
@@ -148,7 +151,7 @@ class FunctionSource:
     def from_statements(
         cls, name: str, args: Sequence[str], statements: Sequence[Statement], returns: Sequence[str]
     ) -> "FunctionSource":
-        body = [f"{st.target} {st.op} {print_expr(st.expr)}" for st in statements]
+        body = [f"{target} = {print_expr(expr)}" for target, expr in _eliminate_common(statements)]
         return cls(name, tuple(args), tuple(body), tuple(returns))
 
     @property
@@ -167,6 +170,46 @@ class FunctionSource:
 
     def bind(self, code: types.CodeType, namespace: dict) -> Callable:
         return types.FunctionType(code, namespace, self.name)
+
+
+def _is_random(expr: sympy.Basic) -> bool:
+    return any(f.func.__name__ in ("randn", "rand") for f in expr.atoms(sympy.Function))
+
+
+def _eliminate_common(statements: Sequence[Statement]) -> list[tuple[str, sympy.Expr]]:
+    """Common-subexpression elimination over a block of ``=`` statements.
+
+    Each shared subexpression is computed once, just before its first use (so it never runs
+    ahead of a temporary it depends on). Random draws are left alone: two ``randn()`` must stay
+    two draws.
+    """
+    for st in statements:
+        if st.op != "=":
+            raise ValueError(f"only '=' statements can be generated here, got '{st.target} {st.op} ...'")
+    plain = [k for k, st in enumerate(statements) if not _is_random(st.expr)]
+    reps, reduced = sympy.cse([statements[k].expr for k in plain],
+                              symbols=sympy.numbered_symbols("_cse"), order="none")
+    new_exprs = {k: e for k, e in zip(plain, reduced)}
+    rep_exprs = dict(reps)
+    emitted: set = set()
+    out: list[tuple[str, sympy.Expr]] = []
+
+    def emit(sym):
+        if sym in emitted:
+            return
+        for dep in rep_exprs[sym].free_symbols:
+            if dep in rep_exprs:
+                emit(dep)
+        emitted.add(sym)
+        out.append((sym.name, rep_exprs[sym]))
+
+    for k, st in enumerate(statements):
+        expr = new_exprs.get(k, st.expr)
+        for sym in sorted(expr.free_symbols, key=lambda s: s.name):
+            if sym in rep_exprs:
+                emit(sym)
+        out.append((st.target, expr))
+    return out
 
 
 def _exprel(x: torch.Tensor) -> torch.Tensor:

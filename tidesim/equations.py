@@ -109,7 +109,12 @@ def _numeric_units(expr: sympy.Expr) -> sympy.Expr:
     """Replace unit symbols (``mV``) by their SI values, as Brian2's code generation does."""
     subs = {s: sympy.Float(float(DEFAULT_UNITS[s.name])) for s in expr.free_symbols
             if s.name in DEFAULT_UNITS}
-    return expr.xreplace(subs) if subs else expr
+    if not subs:
+        return expr
+    expr = expr.xreplace(subs)
+    # fold functions of numbers (exp(-3.25)) so that constants combine
+    return expr.replace(lambda e: isinstance(e, sympy.Function) and not e.free_symbols,
+                        lambda e: sympy.Float(float(e.evalf(17))))
 
 
 def to_sympy(expr: str) -> sympy.Expr:

@@ -1,0 +1,44 @@
+"""Adaptive exponential integrate-and-fire neuron (AdEx).
+
+Reference: Brette R. & Gerstner W. (2005), "Adaptive exponential integrate-and-fire model as an
+effective description of neuronal activity", J. Neurophysiol. 94:3637-3642. Default parameters
+are the paper's (Table 1, fitted to a detailed pyramidal-cell model): C = 281 pF, g_L = 30 nS,
+E_L = -70.6 mV, V_T = -50.4 mV, Delta_T = 2 mV, tau_w = 144 ms, a = 4 nS, b = 0.0805 nA.
+Spikes are cut at ``V_T + 5 Delta_T`` and reset to ``V_reset = E_L``, as in Brian2's example.
+"""
+
+from brian2 import mV, ms, nA, nS, pF
+
+from tidesim.model import NeuronModel
+
+NAME = "adex"
+REFERENCE = "Brette & Gerstner (2005), J. Neurophysiol. 94:3637"
+PARAMETERS = {
+    "C": 281 * pF,  # membrane capacitance
+    "gL": 30 * nS,  # leak conductance
+    "EL": -70.6 * mV,  # leak reversal
+    "VT": -50.4 * mV,  # threshold slope factor position
+    "DeltaT": 2 * mV,  # slope factor
+    "tau_w": 144 * ms,  # adaptation time constant
+    "a": 4 * nS,  # subthreshold adaptation
+    "b": 0.0805 * nA,  # spike-triggered adaptation
+    "V_reset": -70.6 * mV,  # reset potential
+    "I": 0 * nA,  # injected current
+}
+VALIDATION = {"input": "I", "amplitudes": (0.6e-9, 0.8e-9, 1.2e-9), "dt": 1e-4}
+
+
+def build(**overrides) -> NeuronModel:
+    """The AdEx model; keyword arguments override default parameters."""
+    return NeuronModel(
+        equations="""dv/dt = (gL*(EL - v) + gL*DeltaT*exp((v - VT)/DeltaT) + I - w)/C : volt
+                     dw/dt = (a*(v - EL) - w)/tau_w : amp
+                     I : amp""",
+        threshold="v > VT + 5*DeltaT",
+        reset="v = V_reset; w += b",
+        parameters={**PARAMETERS, **overrides},
+        initial={"v": "EL", "w": 0.0},
+        method="exponential_euler",
+        name=NAME,
+        reference=REFERENCE,
+    )
