@@ -7,7 +7,7 @@ E_L = -70.6 mV, V_T = -50.4 mV, Delta_T = 2 mV, tau_w = 144 ms, a = 4 nS, b = 0.
 Spikes are cut at ``V_T + 5 Delta_T`` and reset to ``V_reset = E_L``, as in Brian2's example.
 """
 
-from brian2 import mV, ms, nA, nS, pF
+from brian2 import ms, mV, nA, nS, pF
 
 from tidesim.model import NeuronModel
 

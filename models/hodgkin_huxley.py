@@ -8,7 +8,7 @@ removable singularities are written with ``exprel`` (Brian2's (exp(x)-1)/x). A p
 starts near 6.3 uA/cm^2, i.e. about 1.25 nA.
 """
 
-from brian2 import mV, mS, nA, cm, uF, umetre
+from brian2 import cm, mS, mV, nA, uF, umetre
 
 from tidesim.model import NeuronModel
 

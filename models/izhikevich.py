@@ -7,7 +7,7 @@ Networks 14(6):1569-1572: ``v' = 0.04 v^2 + 5 v + 140 - u + I``, ``u' = a (b v -
 Presets are the paper's Fig. 2 (a in 1/ms, b dimensionless, c and d in mV).
 """
 
-from brian2 import Mohm, mV, ms, nA
+from brian2 import Mohm, ms, mV, nA
 
 from tidesim.model import NeuronModel
 

@@ -5,7 +5,7 @@ Dynamics* (2014), ch. 1.3: ``tau_m dv/dt = E_L - v + R I``, reset to ``V_reset``
 crosses ``V_th``, frozen for ``t_ref`` after a spike.
 """
 
-from brian2 import Mohm, mV, ms, nA
+from brian2 import Mohm, ms, mV, nA
 
 from tidesim.model import NeuronModel
 

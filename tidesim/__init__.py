@@ -20,7 +20,8 @@ from .errors import (
 )
 from .model import NeuronModel
 from .result import SimulationResult
-from .simulate import simulate
+from .simulation import simulate
+from .validation import CrossValidationReport, crossvalidate
 
 __version__ = "0.1.0"
 
@@ -38,8 +39,4 @@ def __getattr__(name):
 
     if name in ("models", "datasets", "fitting"):
         return importlib.import_module(f"tidesim.{name}")
-    if name in ("crossvalidate", "CrossValidationReport"):
-        from . import crossvalidate as cv
-
-        return getattr(cv, name)
     raise AttributeError(f"module 'tidesim' has no attribute {name!r}")

@@ -19,7 +19,7 @@ from .inputs import resolve
 from .integrator import record_names
 from .model import NeuronModel
 from .result import SimulationResult
-from .simulate import n_steps_for
+from .simulation import n_steps_for
 
 __all__ = ["run_brian2", "code_object_class"]
 

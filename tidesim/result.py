@@ -119,7 +119,6 @@ class SimulationResult:
     def plot(self, variables: Sequence[str] | None = None, neurons: Sequence[int] | None = None, ax=None):
         """Traces of ``variables`` (default: all recorded) for ``neurons`` (default: first 5)."""
         import matplotlib.pyplot as plt
-
         from brian2.units.fundamentalunits import get_unit
 
         variables = list(variables or self.states)
