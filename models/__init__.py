@@ -43,6 +43,11 @@ def get(name: str, preset: str | None = None, **overrides: Any) -> NeuronModel:
     if unknown:
         raise ValueError(f"{name} has no parameter {', '.join(map(repr, unknown))}; its parameters are "
                          f"{', '.join(mod.PARAMETERS)}")
+    # plain numbers are SI in the parameter's default unit
+    from brian2.units.fundamentalunits import Quantity, get_dimensions
+
+    overrides = {k: v if isinstance(v, Quantity) or not isinstance(mod.PARAMETERS[k], Quantity)
+                 else Quantity(v, dim=get_dimensions(mod.PARAMETERS[k])) for k, v in overrides.items()}
     if preset is not None:
         if not hasattr(mod, "PRESETS"):
             raise ValueError(f"{name} has no presets")

@@ -25,7 +25,7 @@ PARAMETERS = {
     "V_reset": -70.6 * mV,  # reset potential
     "I": 0 * nA,  # injected current
 }
-VALIDATION = {"input": "I", "amplitudes": (0.6e-9, 0.8e-9, 1.2e-9), "dt": 1e-4}
+VALIDATION = {"input": "I", "amplitudes": (0.8e-9, 1.0e-9, 1.4e-9), "dt": 1e-4}
 
 
 def build(**overrides) -> NeuronModel:

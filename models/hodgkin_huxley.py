@@ -25,7 +25,7 @@ PARAMETERS = {
     "area": 20000 * umetre**2,
     "I": 0 * nA,
 }
-VALIDATION = {"input": "I", "amplitudes": (1.5e-9, 2.5e-9, 4e-9), "dt": 2.5e-5}
+VALIDATION = {"input": "I", "amplitudes": (1.5e-9, 2.5e-9, 4e-9), "dt": 5e-5}
 
 
 def build(**overrides) -> NeuronModel:

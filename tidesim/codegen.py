@@ -250,5 +250,5 @@ def make_namespace(
         "_int": _int,
         "_randn": _randn,
         "_rand": _rand,
-        "__builtins__": {},
+        "__builtins__": __builtins__,
     }

@@ -41,7 +41,7 @@ class RunConfig:
     device: torch.device
     surrogate: Surrogate
     record: tuple[str, ...]
-    detach_reset: bool = False
+    detach_reset: bool = True
     tbptt: int | None = None
     checkpoint: int | None = None
     chunk: int = 1000

@@ -50,6 +50,13 @@ def _is_int_not_refractory(e: sympy.Basic) -> bool:
             and getattr(e.args[0], "name", None) == "not_refractory")
 
 
+def _with_dims(value: Any, dim) -> Any:
+    """A plain SI number as a Brian2 quantity of dimensions ``dim`` (tensors stay tensors)."""
+    if isinstance(value, torch.Tensor) or dim is DIMENSIONLESS:
+        return value
+    return Quantity(value, dim=dim)
+
+
 class NeuronModel:
     """A neuron model in Brian2's equation language, runnable in torch and in Brian2.
 
@@ -411,6 +418,9 @@ class NeuronModel:
                 f"parameters are {', '.join(self.parameter_names)}"
             )
         spec = dict(self._spec)
+        # plain numbers are SI in the parameter's own unit
+        params = {k: v if isinstance(v, (Quantity, str)) else _with_dims(v, self.dims[k])
+                  for k, v in params.items()}
         spec["parameters"] = {**self._spec["parameters"], **params}
         return NeuronModel(**spec)
 

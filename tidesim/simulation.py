@@ -49,7 +49,7 @@ def simulate(
     device: str | torch.device = "cpu",
     initial: Mapping[str, Any] | None = None,
     surrogate: str | Surrogate | None = None,
-    detach_reset: bool = False,
+    detach_reset: bool = True,
     tbptt: int | None = None,
     checkpoint: int | bool | None = None,
     seed: int | None = None,
@@ -81,8 +81,12 @@ def simulate(
     initial
         Initial values overriding the model's (numbers, quantities, expressions, ``[n]`` tensors).
     surrogate, detach_reset
-        Spike surrogate gradient (name or :mod:`tidesim.surrogate` instance; default fast sigmoid)
-        and whether the reset passes gradient through the spike.
+        Spike surrogate gradient (name or :mod:`tidesim.surrogate` instance; default fast sigmoid
+        of slope 25 per mV of distance to threshold). The reset is differentiable in its own terms
+        (``w += b`` gives ``dw/db``); ``detach_reset=False`` also passes the spike's surrogate
+        gradient through the reset. Detaching is the default, as in snnTorch: the full reset
+        multiplies the gradient by ``(V_reset - v)/threshold_scale`` at every spike, which
+        explodes over long spike trains (Zenke & Vogels 2021, Neural Comput. 33:899).
     tbptt
         Detach the state every ``tbptt`` steps (truncated backpropagation through time).
     checkpoint

@@ -32,7 +32,19 @@ def unit_name(dim: Dimension) -> str:
     """The SI unit of ``dim`` as Brian2 writes it (``'V'``, ``'A'``, ``'1'`` for dimensionless)."""
     if dim is DIMENSIONLESS:
         return "1"
-    return str(get_unit(dim))
+    name = str(get_unit(dim))
+    if "^" not in name:
+        return name
+    from brian2 import metre, second
+
+    for other, suffix in ((second.dim, "/s"), (metre.dim**2, "/m^2"), (second.dim**-1, "*s")):
+        candidate = dim * other
+        if candidate is DIMENSIONLESS:
+            return "1" + suffix
+        inner = str(get_unit(candidate))
+        if "^" not in inner:
+            return inner + suffix
+    return name
 
 
 def fmt(value: float, dim: Dimension) -> str:

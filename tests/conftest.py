@@ -1,0 +1,27 @@
+"""Shared test settings: one torch thread (the other core may be busy), float64 comparisons."""
+
+import matplotlib
+import pytest
+import torch
+
+matplotlib.use("Agg")
+torch.set_num_threads(1)
+
+
+@pytest.fixture
+def lif_equations():
+    return """dv/dt = (E_L - v + R*I)/tau_m : volt (unless refractory)
+              I : amp"""
+
+
+@pytest.fixture
+def lif_model(lif_equations):
+    import brian2 as b2
+
+    import tidesim as ts
+
+    return ts.NeuronModel(
+        equations=lif_equations, threshold="v > V_th", reset="v = V_reset", refractory=2 * b2.ms,
+        parameters={"E_L": -70 * b2.mV, "R": 100 * b2.Mohm, "tau_m": 10 * b2.ms, "V_th": -50 * b2.mV,
+                    "V_reset": -65 * b2.mV},
+        initial={"v": -70 * b2.mV}, method="exponential_euler", name="test-lif")
