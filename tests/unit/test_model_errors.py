@@ -45,7 +45,8 @@ def test_unknown_identifier_in_threshold():
 
 def test_parameter_with_wrong_unit():
     with pytest.raises(ts.UnitMismatchError) as err:
-        ts.NeuronModel("dv/dt = (E_L - v)/tau : volt\nE_L : volt", parameters={"E_L": -70 * b2.ms, "tau": 10 * b2.ms})
+        ts.NeuronModel("dv/dt = (E_L - v)/tau : volt\nE_L : volt",
+                       parameters={"E_L": -70 * b2.ms, "tau": 10 * b2.ms})
     assert "'E_L'" in str(err.value) and "unit V" in str(err.value)
 
 

@@ -45,7 +45,10 @@ def test_input_forms_agree(lif_model):
     assert torch.equal(full["v"], per_neuron_param["v"])
     ramp = torch.linspace(0, 0.6e-9, T, dtype=torch.float64)
     from_series = ts.simulate(lif_model, duration=T * 1e-4, n=n, inputs={"I": ramp})
-    from_callable = ts.simulate(lif_model, duration=T * 1e-4, n=n, inputs={"I": lambda t: t / (T * 1e-4) * 0.6e-9 * (T / (T - 1))})
+    def ramp_of_time(t):
+        return t / ((T - 1) * 1e-4) * 0.6e-9
+
+    from_callable = ts.simulate(lif_model, duration=T * 1e-4, n=n, inputs={"I": ramp_of_time})
     assert torch.allclose(from_series["v"], from_callable["v"], atol=1e-12)
     scalar_callable = ts.simulate(lif_model, duration=T * 1e-4, n=1,
                                   inputs={"I": lambda t: 0.5e-9 if t >= 0.01 else 0.0})
