@@ -146,6 +146,7 @@ class FunctionSource:
     args: tuple[str, ...]
     body: tuple[str, ...]
     returns: tuple[str, ...]
+    targets: tuple[str, ...] = ()  # the state names the returned values are assigned to
 
     @classmethod
     def from_statements(

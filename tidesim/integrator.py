@@ -97,7 +97,7 @@ class _Stepper:
             self.ref_steps = torch.floor((ref.detach() + 1e-3 * cfg.dt) / cfg.dt).long()
         self.record_subexpr = [r for r in cfg.record if r in model.subexpression_names]
         self.needs_grad = False
-        self.reset_targets = model.reset_function.returns if model.reset_function else ()
+        self.reset_targets = model.reset_function.targets if model.reset_function else ()
 
     def env_at(self, i: int, state: dict) -> dict:
         env = dict(self.base_env)
@@ -145,6 +145,8 @@ class _Stepper:
             if nr is not None:
                 cond = cond & nr
             spikes = self.cfg.surrogate(margin / self.model.threshold_scale, cond)
+            if nr is not None:  # refractory neurons cannot spike: no surrogate gradient either
+                spikes = spikes * nr
             if self.kind in ("time", "time_expr"):
                 new["_last"] = torch.where(cond, i, state["_last"])
             elif self.kind == "condition":

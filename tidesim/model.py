@@ -27,7 +27,7 @@ from brian2.stateupdaters.base import StateUpdateMethod, UnsupportedEquationsExc
 from brian2.units.fundamentalunits import DIMENSIONLESS, DimensionMismatchError, Quantity, get_unit
 from brian2.utils.stringtools import get_identifiers
 
-from .codegen import FunctionSource, Statement, print_expr
+from .codegen import FunctionSource, Statement
 from .equations import (
     SPECIAL_DIMS,
     check_identifiers,
@@ -229,13 +229,9 @@ class NeuronModel:
             check_identifiers(refractory, self._known, where)
             got = expression_dims(refractory, self._variables, where)
             if got is second.dim:
-                return "time_expr", FunctionSource.from_statements(
-                    "refractory_time", self._args_for(refractory),
-                    [Statement("_ref", "=", to_sympy(refractory))], ["_ref"])
+                return "time_expr", self._expression_source("refractory_time", refractory)
             if got is DIMENSIONLESS and is_boolean_expression(refractory, self._variables):
-                return "condition", FunctionSource.from_statements(
-                    "refractory_condition", self._args_for(refractory),
-                    [Statement("_cond", "=", to_sympy(refractory))], ["_cond"])
+                return "condition", self._expression_source("refractory_condition", refractory)
             raise UnitMismatchError(
                 f"refractory '{refractory}' must be a time or a boolean condition, but has unit "
                 f"{unit_name(got)}"
@@ -253,7 +249,7 @@ class NeuronModel:
         expression_dims(threshold, self._variables, where)
         if not is_boolean_expression(threshold, self._variables):
             raise ModelError(f"threshold '{threshold}' is not a condition (e.g. 'v > V_th')")
-        cond = to_sympy(threshold)
+        cond = self.substituted(threshold)
         rel = cond
         if isinstance(cond, sympy.And):  # take the surrogate from the first comparison
             rel = next((a for a in cond.args if isinstance(a, sympy.core.relational.Relational)), None)
@@ -306,6 +302,24 @@ class NeuronModel:
             return name
         raise ModelError("no integration method can integrate these equations:\n" + "\n".join(reasons))
 
+    @cached_property
+    def _subexpression_values(self) -> dict:
+        """Subexpressions as sympy expressions of states and parameters only."""
+        eqs = {e.varname: e for e in self.equations.values()}
+        values: dict = {}
+        for name in self.subexpression_names:  # dependency order
+            expr = to_sympy(eqs[name].expr.code)
+            values[name] = expr.xreplace({sym: values[sym.name] for sym in expr.free_symbols
+                                          if sym.name in values})
+        return values
+
+    def substituted(self, code: str) -> sympy.Expr:
+        """A Brian2 expression with subexpressions replaced by their definitions."""
+        expr = to_sympy(code)
+        subs = {sym: self._subexpression_values[sym.name] for sym in expr.free_symbols
+                if sym.name in self._subexpression_values}
+        return expr.xreplace(subs) if subs else expr
+
     def _args_for(self, *codes: str) -> list[str]:
         names: set[str] = set()
         for code in codes:
@@ -318,8 +332,11 @@ class NeuronModel:
 
     # ------------------------------------------------------------------ generated functions
     @cached_property
-    def update_function(self) -> FunctionSource:
-        """One integration step of all states (Brian2's abstract code, printed for torch)."""
+    def update_statements(self) -> tuple[list[Statement], list[str]]:
+        """Brian2's update code as statements, and the temporary holding each state's new value.
+
+        ``int(not_refractory)`` appears as ``_int(not_refractory)`` where it still matters.
+        """
         statements = parse_statements(self._update_code, f"the {self.method} update")
         finals = {st.target: str(st.expr) for st in statements if st.target in self.state_names}
         temps = [st for st in statements if st.target not in self.state_names]
@@ -337,40 +354,69 @@ class NeuronModel:
             if st.target in flag_only:
                 expr = expr.replace(_is_int_not_refractory, lambda e: sympy.Integer(1))
             body.append(Statement(st.target, "=", expr))
+        return body, [finals[v] for v in self.state_names]
+
+    @cached_property
+    def update_function(self) -> FunctionSource:
+        """One integration step of all states (Brian2's abstract code, printed for torch)."""
+        body, finals = self.update_statements
         used = set().union(*(s.expr.free_symbols for s in body)) if body else set()
         args = self._ordered_args({s.name for s in used} | set(self.state_names))
         if any(s.name == "not_refractory" for s in used):
             args.append("not_refractory")
-        return FunctionSource.from_statements("update", args, body, [finals[v] for v in self.state_names])
+        return FunctionSource.from_statements("update", args, body, finals)
 
     @cached_property
     def threshold_function(self) -> FunctionSource | None:
         """``(condition, margin)``: the exact spike condition and the distance to threshold."""
         if self._threshold_stmts is None:
             return None
+        names = set()
+        for st in self._threshold_stmts:
+            names |= {sym.name for sym in st.expr.free_symbols}
         return FunctionSource.from_statements(
-            "threshold", self._args_for(self.threshold), self._threshold_stmts, ["_cond", "_margin"])
+            "threshold", self._ordered_args(names), self._threshold_stmts, ["_cond", "_margin"])
+
+    @cached_property
+    def reset_statements(self) -> tuple[list[Statement], dict[str, str]]:
+        """The reset, linear in the spike ``_s`` (exact for 0/1 spikes), in single-assignment form.
+
+        Returns the statements and, per reset state, the name holding its value after the reset.
+        """
+        s = sympy.Symbol("_s")
+        current: dict[str, sympy.Symbol] = {}
+        body = []
+        for k, st in enumerate(self._reset_stmts):
+            expr = st.expr.xreplace({sym: self._subexpression_values[sym.name] for sym in st.expr.free_symbols
+                                     if sym.name in self._subexpression_values})
+            expr = expr.xreplace({sym: current[sym.name] for sym in expr.free_symbols if sym.name in current})
+            x = current.get(st.target, sympy.Symbol(st.target))
+            new = {
+                "=": x * (1 - s) + s * expr,
+                "+=": x + s * expr,
+                "-=": x - s * expr,
+                "*=": x * (1 - s) + s * (x * expr),
+                "/=": x * (1 - s) + s * (x / expr),
+            }[st.op]
+            target = sympy.Symbol(f"_{st.target}_r{k}")
+            body.append(Statement(target.name, "=", new))
+            current[st.target] = target
+        return body, {name: sym.name for name, sym in current.items()}
 
     @cached_property
     def reset_function(self) -> FunctionSource | None:
         """Reset of spiking neurons, linear in the spike tensor ``_s`` (exact for 0/1 spikes)."""
         if not self._reset_stmts:
             return None
-        body = []
-        targets = []
-        for st in self._reset_stmts:
-            x, e = st.target, f"({print_expr(st.expr)})"
-            body.append({
-                "=": f"{x} = {x}*(1.0 - _s) + _s*{e}",
-                "+=": f"{x} = {x} + _s*{e}",
-                "-=": f"{x} = {x} - _s*{e}",
-                "*=": f"{x} = {x}*(1.0 - _s) + _s*({x}*{e})",
-                "/=": f"{x} = {x}*(1.0 - _s) + _s*({x}/{e})",
-            }[st.op])
-            if x not in targets:
-                targets.append(x)
-        args = self._args_for(self.reset) + ["_s"]
-        return FunctionSource("reset", tuple(args), tuple(body), tuple(targets))
+        body, finals = self.reset_statements
+        names = set()
+        for st in body:
+            names |= {sym.name for sym in st.expr.free_symbols}
+        targets = list(finals)
+        args = self._ordered_args(names) + ["_s"]
+        fs = FunctionSource.from_statements("reset", args, body, [finals[t] for t in targets])
+        fs.targets = tuple(targets)
+        return fs
 
     @cached_property
     def subexpression_function(self) -> FunctionSource | None:
@@ -385,10 +431,14 @@ class NeuronModel:
         args = [a for a in self._ordered_args(names) if a not in self.subexpression_names]
         return FunctionSource.from_statements("subexpressions", args, stmts, self.subexpression_names)
 
+    def _expression_source(self, name: str, code: str) -> FunctionSource:
+        expr = self.substituted(code)
+        args = self._ordered_args({s.name for s in expr.free_symbols})
+        return FunctionSource.from_statements(name, args, [Statement("_x", "=", expr)], ["_x"])
+
     def expression_function(self, code: str, name: str = "expression") -> FunctionSource:
         """A function evaluating one Brian2 expression over the model's names."""
-        return FunctionSource.from_statements(
-            name, self._args_for(code), [Statement("_x", "=", to_sympy(code))], ["_x"])
+        return self._expression_source(name, code)
 
     @property
     def code(self) -> str:
