@@ -38,6 +38,7 @@ class ResolvedInputs:
     series: dict[str, list[torch.Tensor]]
     n: int
     n_steps: int
+    stacked: dict[str, torch.Tensor]  # the series as [T] or [T, n] tensors
 
 
 def _shape_error(kind: str, name: str, shape, expected: str) -> ShapeError:
@@ -122,6 +123,7 @@ def resolve(
         raise ValueError(f"{', '.join(sorted(both))} given both in params and in inputs")
     resolved: dict[str, torch.Tensor] = {}
     series: dict[str, list[torch.Tensor]] = {}
+    stacked: dict[str, torch.Tensor] = {}
     t = torch.arange(n_steps, dtype=dtype, device=device) * dt
     for name in model.parameter_names:
         dim = model.dims[name]
@@ -133,6 +135,7 @@ def resolve(
             ts = _time_series(name, value, n, n_steps)
             if isinstance(ts, list):
                 series[name] = ts
+                stacked[name] = value if value.ndim == 1 or value.shape[1] == n else value[:, 0]
             else:
                 resolved[name] = ts
             continue
@@ -147,4 +150,4 @@ def resolve(
             )
         value = as_tensor(to_si(value, f"parameter '{name}'", dim), dtype, device)
         resolved[name] = _per_neuron(name, value, n)
-    return ResolvedInputs(resolved, series, n, n_steps)
+    return ResolvedInputs(resolved, series, n, n_steps, stacked)

@@ -19,7 +19,13 @@ from brian2 import second
 from torch.utils.checkpoint import checkpoint as _checkpoint
 
 from .codegen import make_namespace
-from .errors import ModelError, NumericalInstabilityError, ShapeError, UnknownIdentifierError
+from .errors import (
+    ModelError,
+    NumericalInstabilityError,
+    ShapeError,
+    SimulationError,
+    UnknownIdentifierError,
+)
 from .inputs import ResolvedInputs, as_tensor
 from .model import NeuronModel
 from .surrogate import Surrogate
@@ -45,6 +51,7 @@ class RunConfig:
     tbptt: int | None = None
     checkpoint: int | None = None
     chunk: int = 1000
+    engine: str = "auto"  # "compiled" (C kernels), "eager" (torch step by step) or "auto"
 
 
 @dataclass
@@ -243,12 +250,27 @@ def integrate(
     progress: Callable[[int], None] | None = None,
 ) -> RunOutput:
     """Run ``cfg.n_steps`` steps; returns records ``[T, n]``, spikes ``[T, n]`` and the final state."""
-    stepper = _Stepper(model, res, cfg, generator)
     state = initial_state(model, res, cfg, initial)
-    stepper.needs_grad = torch.is_grad_enabled() and (
+    needs_grad = torch.is_grad_enabled() and (
         any(p.requires_grad for p in res.params.values() if isinstance(p, torch.Tensor))
-        or any(v.requires_grad for s in res.series.values() for v in s[:1])
+        or any(v.requires_grad for v in res.stacked.values())
         or any(v.requires_grad for v in state.values()))
+    if cfg.engine != "eager":
+        from . import compiled
+
+        why_not = compiled.eligible(model, cfg, needs_grad)
+        if why_not is None:
+            out = compiled.integrate_compiled(model, res, cfg, state, needs_grad)
+            if out is not None:
+                records, spikes, finals = out
+                if progress is not None:
+                    progress(cfg.n_steps)
+                return RunOutput(records, spikes, finals)
+            why_not = "a function without a derivative the adjoint kernel can print"
+        if cfg.engine == "compiled":
+            raise SimulationError(f"the compiled engine cannot run {model.name}: {why_not}")
+    stepper = _Stepper(model, res, cfg, generator)
+    stepper.needs_grad = needs_grad
     seg = cfg.checkpoint if (cfg.checkpoint and stepper.needs_grad) else cfg.chunk
     spikes_parts: list[torch.Tensor] = []
     rec_parts: list[list[torch.Tensor]] = []

@@ -55,6 +55,7 @@ def simulate(
     seed: int | None = None,
     progress: bool = False,
     target: str = "auto",
+    engine: str = "auto",
 ) -> SimulationResult:
     """Simulate ``n`` neurons of ``model`` for ``duration``.
 
@@ -97,6 +98,10 @@ def simulate(
         Show a tqdm progress bar.
     target
         Brian2 code target (``"cython"``, ``"numpy"``, ``"auto"``): brian2 backend only.
+    engine
+        torch backend only: ``"compiled"`` runs the time loop in generated C (CPU; forward and
+        adjoint kernels), ``"eager"`` steps in torch (any device, noise, custom surrogates),
+        ``"auto"`` (default) picks compiled where it can run.
     """
     dt_s = _time(dt, "dt")
     duration_s = _time(duration, "duration")
@@ -123,7 +128,9 @@ def simulate(
     cfg = RunConfig(n=n, dt=dt_s, n_steps=steps, dtype=dtype, device=device,
                     surrogate=get_surrogate(surrogate), record=record_names(model, record),
                     detach_reset=detach_reset, tbptt=int(tbptt) if tbptt else None,
-                    checkpoint=int(checkpoint) if checkpoint else None)
+                    checkpoint=int(checkpoint) if checkpoint else None, engine=engine)
+    if engine not in ("auto", "compiled", "eager"):
+        raise ValueError(f"unknown engine {engine!r}; use 'auto', 'compiled' or 'eager'")
     generator = torch.Generator(device=device)
     if seed is not None:
         generator.manual_seed(int(seed))
