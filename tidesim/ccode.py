@@ -323,9 +323,11 @@ def _adjoint(model, modes, upd, finals, cond, margin, reset, reset_finals, subs)
 
     names = _c_names(model, modes, state_prefix="X_")
     xpr = CPrinter(names)
+    # gradients of outputs come as strided views (an expanded ones-tensor costs no memory)
     b = ["void tidesim_backward(int64_t n, int64_t i0, int64_t i1, double dt, const real* traj,",
-         "    const uint8_t* nr_traj, const real* spikes, real** P, real** lam, const real* gs_in, real** GR,",
-         "    real** G, int64_t tbptt, int detach, int sg_kind, double sg_a, double scale) {"]
+         "    const uint8_t* nr_traj, const real* spikes, real** P, real** lam, const real* gs_in,",
+         "    const int64_t* gs_st, real** GR, const int64_t* gr_st, real** G, int64_t tbptt, int detach,",
+         "    int sg_kind, double sg_a, double scale) {"]
     b += ["  " + x for x in _param_loads(model, modes, "outer")]
     b.append("  for (int64_t i = i1 - 1; i >= i0; i--) {")
     b.append("    const double t = i*dt; const int64_t row = (i - i0)*n;")
@@ -358,7 +360,7 @@ def _adjoint(model, modes, upd, finals, cond, margin, reset, reset_finals, subs)
         terms = [f"({dz(l, s)})*L_{l}" for l in S if dz(l, s) not in ("0.0", "0")]
         c.append(f"double LY_{s} = {' + '.join(terms) if terms else '0.0'};")
     gs_terms = [f"({dz(l, '_s')})*L_{l}" for l in S if dz(l, "_s") not in ("0.0", "0")]
-    c.append("double gs = gs_in ? gs_in[row + k] : 0.0;")
+    c.append("double gs = gs_in ? gs_in[i*gs_st[0] + k*gs_st[1]] : 0.0;")
     if gs_terms:
         c.append(f"if (!detach) gs += {' + '.join(gs_terms)};")
     for p in Ps:
@@ -399,12 +401,14 @@ def _adjoint(model, modes, upd, finals, cond, margin, reset, reset_finals, subs)
             mask = "nr ? " if l in model.flagged else ""
             c.append(f"GP_{p} += {mask}({dval})*LY_{l}{' : 0.0' if mask else ''};")
     # records at the start of the step: states and subexpressions of x
-    c += [f"if (GR[{j}]) LX_{s} += GR[{j}][row + k];" for j, s in enumerate(S)]
+    c += [f"if (GR[{j}]) LX_{s} += GR[{j}][i*gr_st[{2 * j}] + k*gr_st[{2 * j + 1}]];" for j, s in enumerate(S)]
     if subs:
         snames = dict(names)
         c += _block(CPrinter(snames), _with_cse(subs + sub_d, "_x"), snames, "E")
         for m, (name, _) in enumerate(subs):
-            c.append(f"if (GR[{NS + m}]) {{ const double g = GR[{NS + m}][row + k];")
+            slot = NS + m
+            index = f"i*gr_st[{2 * slot}] + k*gr_st[{2 * slot + 1}]"
+            c.append(f"if (GR[{slot}]) {{ const double g = GR[{slot}][{index}];")
             for z in indep:
                 d = sub_known.get((name, z), sympy.Integer(0))
                 if d == 0:

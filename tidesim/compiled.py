@@ -74,8 +74,8 @@ def _load(source: str) -> ctypes.CDLL:
     lib.tidesim_forward.argtypes = [_I, _I, _I, _D, _P, _P, _P, _P, _I, _P, _P, _P, _P, _P, _P]
     if hasattr(lib, "tidesim_backward"):
         lib.tidesim_backward.restype = None
-        lib.tidesim_backward.argtypes = [_I, _I, _I, _D, _P, _P, _P, _P, _P, _P, _P, _P, _I, ctypes.c_int,
-                                         ctypes.c_int, _D, _D]
+        lib.tidesim_backward.argtypes = [_I, _I, _I, _D, _P, _P, _P, _P, _P, _P, _P, _P, _P, _P, _I,
+                                         ctypes.c_int, ctypes.c_int, _D, _D]
     return lib
 
 
@@ -147,6 +147,16 @@ def _ptr(a: np.ndarray | None) -> int | None:
 
 def _ptrs(arrays) -> ctypes.Array:
     return (ctypes.c_void_p * max(len(arrays), 1))(*[_ptr(a) for a in arrays])
+
+
+def _strided(g: torch.Tensor | None, dtype) -> tuple[torch.Tensor | None, np.ndarray]:
+    """A [T, n] gradient as (tensor, element strides) without copying it (kept alive by the caller)."""
+    if g is None:
+        return None, np.zeros(2, dtype=np.int64)
+    g = g.detach()
+    if g.dtype != dtype or g.device.type != "cpu":
+        g = g.to(device="cpu", dtype=dtype)
+    return g, np.array(g.stride(), dtype=np.int64)
 
 
 def _np(t: torch.Tensor, dtype) -> np.ndarray:
@@ -229,12 +239,12 @@ class _CompiledRun(torch.autograd.Function):
         g_records, g_finals = grads[:n_rec], grads[n_rec:]
         lam = [(_np(g, r.np_dtype).copy() if g is not None else np.zeros(n, dtype=r.np_dtype))
                for g in g_finals]
-        gs = None if g_spikes is None else _np(g_spikes, r.np_dtype).reshape(-1)
+        gs, gs_st = _strided(g_spikes, r.cfg.dtype)
         slots = NS + len(r.model.subexpression_names)
         gr = [None] * slots
+        gr_st = np.zeros(2 * slots, dtype=np.int64)
         for slot, g in zip(r.record_ids, g_records):
-            if g is not None:
-                gr[slot] = _np(g, r.np_dtype).reshape(-1)
+            gr[slot], gr_st[2 * slot:2 * slot + 2] = _strided(g, r.cfg.dtype)
         G = []
         for p in r.model.parameter_names:
             mode = r.layout.modes[p]
@@ -263,9 +273,9 @@ class _CompiledRun(torch.autograd.Function):
                 traj, nr_traj = ctx.traj, ctx.nr_traj
             r.lib.tidesim_backward(
                 n, i0, i1, r.cfg.dt, _ptr(traj), _ptr(nr_traj), _ptr(ctx.spikes[i0 * n:]), _ptrs(ctx.params),
-                _ptrs(lam), None if gs is None else _ptr(gs[i0 * n:]),
-                _ptrs([None if g is None else g[i0 * n:] for g in gr]), _ptrs(G), tbptt, detach, kind, a,
-                r.model.threshold_scale)
+                _ptrs(lam), None if gs is None else gs.data_ptr(), gs_st.ctypes.data,
+                (ctypes.c_void_p * len(gr))(*[None if g is None else g.data_ptr() for g in gr]),
+                gr_st.ctypes.data, _ptrs(G), tbptt, detach, kind, a, r.model.threshold_scale)
         out = [None]
         for j in range(NS):
             out.append(torch.from_numpy(lam[j]).to(r.cfg.dtype) if ctx.needs_input_grad[1 + j] else None)
