@@ -235,8 +235,13 @@ static inline double _surrogate(int kind, double a, double x) {{
 """
 
 
-def generate(model: NeuronModel, modes: dict[str, str], real: str, adjoint: bool) -> KernelSource:
-    """C source of the forward kernel (and the adjoint kernel when ``adjoint``)."""
+def generate(model: NeuronModel, modes: dict[str, str], real: str, adjoint: bool,
+             grad_params: tuple[str, ...] = ()) -> KernelSource:
+    """C source of the forward kernel, and of the adjoint kernel when ``adjoint``.
+
+    The adjoint differentiates with respect to the states and ``grad_params`` only: derivatives
+    nobody asked for are not computed.
+    """
     S, Ps = model.state_names, model.parameter_names
     NS = len(S)
     body, finals = model.update_statements
@@ -306,13 +311,14 @@ def generate(model: NeuronModel, modes: dict[str, str], real: str, adjoint: bool
     f += ["    }", "  }", "  return 0;", "}"]
     lines += f
     if adjoint:
-        lines += _adjoint(model, modes, upd, finals, cond, margin, reset, reset_finals, subs)
+        lines += _adjoint(model, modes, upd, finals, margin, reset, reset_finals, subs, grad_params)
     return KernelSource("\n".join(lines), tuple(S), tuple(Ps), tuple(modes[p] for p in Ps),
                         tuple(model.subexpression_names), adjoint)
 
 
-def _adjoint(model, modes, upd, finals, cond, margin, reset, reset_finals, subs) -> list[str]:
-    S, Ps = model.state_names, model.parameter_names
+def _adjoint(model, modes, upd, finals, margin, reset, reset_finals, subs, grad_params) -> list[str]:
+    S = model.state_names
+    Ps = [p for p in model.parameter_names if p in grad_params]
     NS = len(S)
     indep = list(S) + list(Ps)
     upd_d, upd_known = forward_ad(upd, indep, "u")
@@ -416,9 +422,10 @@ def _adjoint(model, modes, upd, finals, cond, margin, reset, reset_finals, subs)
                 target = f"LX_{z}" if z in S else f"GP_{z}"
                 c.append(f"  {target} += g*{snames[d.name]};")
             c.append("}")
-    for j, p in enumerate(Ps):
-        mode = modes[p]
-        index = {"scalar": "k", "neuron": "k", "time": "i", "time_neuron": "i*n + k"}[mode]
+    for j, p in enumerate(model.parameter_names):
+        if p not in grad_params:
+            continue
+        index = {"scalar": "k", "neuron": "k", "time": "i", "time_neuron": "i*n + k"}[modes[p]]
         c.append(f"if (G[{j}]) G[{j}][{index}] += GP_{p};")
     c += [f"lam[{j}][k] = (real)LX_{s};" for j, s in enumerate(S)]
     b += ["      " + x for x in c]

@@ -79,18 +79,20 @@ def _load(source: str) -> ctypes.CDLL:
     return lib
 
 
-def kernel_for(model: NeuronModel, modes: dict[str, str], dtype: torch.dtype, adjoint: bool):
+def kernel_for(model: NeuronModel, modes: dict[str, str], dtype: torch.dtype, adjoint: bool,
+               grad_params: tuple[str, ...] = ()):
     """Generated source and loaded library for ``model`` with this parameter layout."""
     real = {torch.float64: "double", torch.float32: "float"}[dtype]
-    src = _sources(model, tuple(sorted(modes.items())), real, adjoint)
+    src = _sources(model, tuple(sorted(modes.items())), real, adjoint, tuple(grad_params))
     return src, _load(src.source)
 
 
-def _sources(model, modes_items, real, adjoint) -> KernelSource:
+def _sources(model, modes_items, real, adjoint, grad_params) -> KernelSource:
+    # generated sources belong to the model (like its generated torch code)
     cache = model.__dict__.setdefault("_kernel_sources", {})
-    key = (modes_items, real, adjoint)
+    key = (modes_items, real, adjoint, grad_params)
     if key not in cache:
-        cache[key] = generate(model, dict(modes_items), real, adjoint)
+        cache[key] = generate(model, dict(modes_items), real, adjoint, grad_params)
     return cache[key]
 
 
@@ -246,10 +248,10 @@ class _CompiledRun(torch.autograd.Function):
         for slot, g in zip(r.record_ids, g_records):
             gr[slot], gr_st[2 * slot:2 * slot + 2] = _strided(g, r.cfg.dtype)
         G = []
-        for p in r.model.parameter_names:
+        for j, p in enumerate(r.model.parameter_names):
             mode = r.layout.modes[p]
             size = n if mode in ("scalar", "neuron") else (T if mode == "time" else T * n)
-            G.append(np.zeros(size, dtype=np.float64 if r.np_dtype == np.float64 else np.float32))
+            G.append(np.zeros(size, dtype=r.np_dtype) if ctx.needs_input_grad[1 + NS + j] else None)
         kind, a = _surrogate_code(r.cfg.surrogate)
         tbptt = r.cfg.tbptt or 0
         detach = 1 if r.cfg.detach_reset else 0
@@ -279,8 +281,8 @@ class _CompiledRun(torch.autograd.Function):
         out = [None]
         for j in range(NS):
             out.append(torch.from_numpy(lam[j]).to(r.cfg.dtype) if ctx.needs_input_grad[1 + j] else None)
-        for j, (p, g) in enumerate(zip(r.model.parameter_names, G)):
-            if not ctx.needs_input_grad[1 + NS + j]:
+        for p, g in zip(r.model.parameter_names, G):
+            if g is None:
                 out.append(None)
                 continue
             mode = r.layout.modes[p]
@@ -296,8 +298,9 @@ class _CompiledRun(torch.autograd.Function):
 def integrate_compiled(model: NeuronModel, res: ResolvedInputs, cfg, state0: dict, needs_grad: bool):
     """Run the whole simulation in the compiled kernels; returns (records, spikes, final_state)."""
     layout = _layout(model, res, cfg.n, cfg.dtype)
+    grad_params = tuple(p for p, t in zip(model.parameter_names, layout.params) if t.requires_grad)
     try:
-        src, lib = kernel_for(model, layout.modes, cfg.dtype, adjoint=needs_grad)
+        src, lib = kernel_for(model, layout.modes, cfg.dtype, adjoint=needs_grad, grad_params=grad_params)
     except NoDerivative:
         return None
     NS = len(model.state_names)

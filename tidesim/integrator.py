@@ -16,7 +16,6 @@ from typing import Callable, Sequence
 
 import torch
 from brian2 import second
-from torch.utils.checkpoint import checkpoint as _checkpoint
 
 from .codegen import make_namespace
 from .errors import (
@@ -61,6 +60,35 @@ class RunOutput:
     final_state: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
+class _SegmentCheckpoint(torch.autograd.Function):
+    """Runs a segment without a graph; in backward, runs it again with one and differentiates.
+
+    Like torch's reentrant checkpoint (nothing of the segment is kept), but it works with
+    ``torch.autograd.grad`` as well as ``backward``. Everything to differentiate must be an input.
+    """
+
+    @staticmethod
+    def forward(ctx, run, *inputs):
+        ctx.run = run
+        ctx.save_for_backward(*inputs)
+        with torch.no_grad():
+            outs = run(*inputs)
+        ctx.mark_non_differentiable(*[o for o in outs if not o.is_floating_point()])
+        return outs
+
+    @staticmethod
+    def backward(ctx, *grads):
+        inputs = [x.detach().requires_grad_(x.requires_grad) for x in ctx.saved_tensors]
+        with torch.enable_grad():
+            outs = ctx.run(*inputs)
+        pairs = [(o, g) for o, g in zip(outs, grads) if g is not None and o.requires_grad]
+        wanted = [x for x in inputs if x.requires_grad]
+        found = torch.autograd.grad([o for o, _ in pairs], wanted, [g for _, g in pairs], allow_unused=True) \
+            if pairs and wanted else [None] * len(wanted)
+        it = iter(found)
+        return (None, *[next(it) if x.requires_grad else None for x in inputs])
+
+
 class _Bound:
     """A model's generated functions bound to one run's dtype, device and random generator."""
 
@@ -103,13 +131,14 @@ class _Stepper:
             ref = torch.as_tensor(_call(self.fns.refractory, self.base_env)[0])
             self.ref_steps = torch.floor((ref.detach() + 1e-3 * cfg.dt) / cfg.dt).long()
         self.record_subexpr = [r for r in cfg.record if r in model.subexpression_names]
+        self.series = dict(res.series)  # per-step input values; segments may swap in their own
         self.needs_grad = False
         self.reset_targets = model.reset_function.targets if model.reset_function else ()
 
     def env_at(self, i: int, state: dict) -> dict:
         env = dict(self.base_env)
         env["t"] = self.t[i]
-        for name, values in self.res.series.items():
+        for name, values in self.series.items():
             env[name] = values[i]
         env.update(state)
         return env
@@ -275,6 +304,10 @@ def integrate(
     spikes_parts: list[torch.Tensor] = []
     rec_parts: list[list[torch.Tensor]] = []
     keys = list(state)
+    # Reentrant checkpointing keeps no graph at all inside a segment, so everything a segment
+    # differentiates must be an explicit input: the states, the parameters and the inputs.
+    pnames = [k for k, v in res.params.items() if isinstance(v, torch.Tensor) and v.requires_grad]
+    snames = [k for k, v in res.stacked.items() if v.requires_grad]
     for i0 in range(0, cfg.n_steps, seg):
         i1 = min(i0 + seg, cfg.n_steps)
         start = state
@@ -283,11 +316,16 @@ def integrate(
             def segment(*flat, _i0=i0, _i1=i1, _gs=gen_state):
                 if _gs is not None:  # same noise when the segment is recomputed in backward
                     stepper.gen.set_state(_gs)
-                st, sp, rc = stepper.run(_i0, _i1, dict(zip(keys, flat)))
+                nk, npar = len(keys), len(pnames)
+                stepper.base_env.update(zip(pnames, flat[nk:nk + npar]))
+                for name, values in zip(snames, flat[nk + npar:]):
+                    stepper.series[name] = [None] * _i0 + list(values.unbind(0))
+                st, sp, rc = stepper.run(_i0, _i1, dict(zip(keys, flat[:nk])))
                 return (*[st[k] for k in keys], sp, *rc)
 
-            out = _checkpoint(segment, *[state[k] for k in keys], use_reentrant=False,
-                              preserve_rng_state=False)
+            inputs = [state[k] for k in keys] + [res.params[k] for k in pnames] + \
+                [res.stacked[k][i0:i1] for k in snames]
+            out = _SegmentCheckpoint.apply(segment, *inputs)
             state = dict(zip(keys, out[: len(keys)]))
             spikes, recs = out[len(keys)], list(out[len(keys) + 1:])
         else:
