@@ -119,9 +119,12 @@ def _prepare(expr: sympy.Expr) -> sympy.Expr:
 
 
 def _diff(expr: sympy.Expr, sym: sympy.Symbol) -> sympy.Expr:
-    d = sympy.diff(expr, sym)
-    d = d.replace(lambda e: isinstance(e, sympy.Derivative)
-                  and getattr(e.expr.func, "__name__", "") in _ZERO_DERIVATIVE, lambda e: sympy.Integer(0))
+    # piecewise-constant functions (int, floor, ...) have derivative 0: hold them as constants
+    held = {}
+    for e in expr.atoms(sympy.Function):
+        if getattr(e.func, "__name__", "") in _ZERO_DERIVATIVE:
+            held[e] = sympy.Dummy()
+    d = sympy.diff(expr.xreplace(held), sym).xreplace({v: k for k, v in held.items()})
     bad = d.atoms(sympy.Derivative, sympy.Subs)
     if bad:
         raise NoDerivative(f"no derivative for {', '.join(sorted(str(b) for b in bad))}")

@@ -113,3 +113,42 @@ def test_milstein_for_multiplicative_noise():
     assert mt == pytest.approx(mb, rel=0.05)
     assert st == pytest.approx(sb, rel=0.1)
     assert st > 0.3 * mt  # the noise term is really there
+
+
+FUNCTIONS = """dv/dt = (E_L - v + R*I_f)/tau : volt (unless refractory)
+               I_f = I0*(1 + 0.1*sin(2*pi*f*t) + 0.1*cos(2*pi*f*t))*(1 + 0.05*tanh((v - E_L)/mV)) + I1*clip(abs(v - E_L)/mV, 0, 3) + I1*log(1 + sqrt(abs(v/mV))) + I1*int(v > E_L) + I1*exp(-abs(v - E_L)/(5*mV)) : amp"""  # noqa: E501
+
+
+@pytest.mark.parametrize("engine", ["compiled", "eager"])
+def test_supported_functions_agree_with_brian2(engine):
+    # exp, log, sqrt, abs, clip, sin, cos, tanh, int and the constant pi, in both engines
+    model = ts.NeuronModel(FUNCTIONS, threshold="v > -50*mV", reset="v = -60*mV", refractory=1 * b2.ms,
+                           parameters={"E_L": -70 * b2.mV, "R": 100 * b2.Mohm, "tau": 10 * b2.ms,
+                                       "I0": 0.15 * b2.nA, "I1": 10 * b2.pA, "f": 20 * b2.Hz},
+                           initial={"v": "E_L"}, method="euler", name="functions")
+    res_t = ts.simulate(model, 0.3, n=2, params={"I0": torch.tensor([0.15e-9, 0.3e-9])},
+                        record=["v", "I_f"], engine=engine)
+    res_b = ts.simulate(model, 0.3, n=2, params={"I0": torch.tensor([0.15e-9, 0.3e-9])},
+                        record=["v", "I_f"], backend="brian2", target="numpy")
+    from tidesim.validation import compare
+
+    variables, spikes, _ = compare(res_t, res_b)
+    assert all(v.passed for v in variables), variables
+    assert spikes.passed and spikes.counts_brian2[1] >= 3
+
+
+def test_gradient_through_clip_falls_back_to_eager_and_agrees():
+    model = ts.NeuronModel(FUNCTIONS, threshold="v > -50*mV", reset="v = -60*mV", refractory=1 * b2.ms,
+                           parameters={"E_L": -70 * b2.mV, "R": 100 * b2.Mohm, "tau": 10 * b2.ms,
+                                       "I0": 0.15 * b2.nA, "I1": 10 * b2.pA, "f": 20 * b2.Hz},
+                           initial={"v": "E_L"}, method="euler", name="functions")
+    with pytest.raises(ts.SimulationError, match="derivative"):
+        ts.simulate(model, 0.05, params={"I0": torch.tensor(0.2e-9, dtype=torch.float64, requires_grad=True)},
+                    engine="compiled")
+    grads = []
+    for engine in ("auto", "eager"):
+        I0 = torch.tensor(0.2e-9, dtype=torch.float64, requires_grad=True)
+        res = ts.simulate(model, 0.05, params={"I0": I0}, engine=engine)
+        (g,) = torch.autograd.grad(res["v"].sum(), I0)
+        grads.append(g)
+    assert torch.equal(grads[0], grads[1]) and grads[0] > 0
