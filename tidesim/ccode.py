@@ -9,13 +9,12 @@ or only its segment starts with checkpointing).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import sympy
 from sympy.printing.c import C99CodePrinter
 
-from .codegen import Statement, _eliminate_common
+from .codegen import NumberPrinting, Statement, _eliminate_common
 from .model import NeuronModel
 
 __all__ = ["KernelSource", "generate", "NoDerivative", "PARAM_MODES"]
@@ -55,7 +54,7 @@ _C_FUNCTIONS = {
 }
 
 
-class CPrinter(C99CodePrinter):
+class CPrinter(NumberPrinting, C99CodePrinter):
     """Prints sympy expressions as C over the kernel's local names."""
 
     def __init__(self, names: dict[str, str]):
@@ -90,21 +89,14 @@ class CPrinter(C99CodePrinter):
                 return "(1.0/(" + "*".join([b] * -e) + "))"
         return f"pow({self._print(base)}, {self._print(exp)})"
 
-    def _print_Rational(self, expr):
-        return repr(float(expr.p) / float(expr.q))
-
     def _print_Integer(self, expr):
         return f"{int(expr)}.0"
 
-    def _print_Float(self, expr):
-        value = float(expr)
-        return "INFINITY" if value == math.inf else ("(-INFINITY)" if value == -math.inf else repr(value))
+    def _print_Infinity(self, expr):
+        return "INFINITY"
 
-    def _print_Pi(self, expr):
-        return repr(math.pi)
-
-    def _print_Exp1(self, expr):
-        return repr(math.e)
+    def _print_NegativeInfinity(self, expr):
+        return "(-INFINITY)"
 
     def _print_BooleanTrue(self, expr):
         return "1"
@@ -200,6 +192,20 @@ def _with_cse(statements: list[tuple[str, sympy.Expr]], tag: str) -> list[tuple[
     return [(mapping.get(sympy.Symbol(t), sympy.Symbol(t)).name, e.xreplace(mapping)) for t, e in renamed]
 
 
+def _kernel(signature: list[str], model: NeuronModel, modes: dict[str, str], loop: str,
+            inner: list[str]) -> list[str]:
+    """A kernel: parameters loaded where they vary (once, per step, per neuron), time loop outside."""
+    out = list(signature)
+    out += ["  " + x for x in _param_loads(model, modes, "outer")]
+    out.append(f"  for ({loop}) {{")
+    out.append("    const double t = i*dt; const int64_t row = (i - i0)*n;")
+    out += ["    " + x for x in _param_loads(model, modes, "step")]
+    out.append("    for (int64_t k = 0; k < n; k++) {")
+    out += ["      " + x for x in _param_loads(model, modes, "neuron") + inner]
+    out += ["    }", "  }"]
+    return out
+
+
 def _param_loads(model: NeuronModel, modes: dict[str, str], where: str) -> list[str]:
     lines = []
     for j, p in enumerate(model.parameter_names):
@@ -261,17 +267,11 @@ def generate(model: NeuronModel, modes: dict[str, str], real: str, adjoint: bool
     # ---------------------------------------------------------------- forward kernel
     names = _c_names(model, modes)
     pr = CPrinter(names)
-    f = ["int64_t tidesim_forward(int64_t n, int64_t i0, int64_t i1, double dt, real** S, int64_t* last,",
-         "    uint8_t* nrs, const int64_t* ref_steps, int64_t ref_stride, real** P, real** R, real* spikes,",
-         "    real* traj, uint8_t* nr_traj, double* bad) {"]
-    f += ["  " + x for x in _param_loads(model, modes, "outer")]
-    f.append("  for (int64_t i = i0; i < i1; i++) {")
-    f.append("    const double t = i*dt; const int64_t row = (i - i0)*n;")
-    f += ["    " + x for x in _param_loads(model, modes, "step")]
-    f.append("    for (int64_t k = 0; k < n; k++) {")
-    inner = []
-    inner += [f"double S_{s} = S[{j}][k];" for j, s in enumerate(S)]
-    inner += _param_loads(model, modes, "neuron")
+    signature = [
+        "int64_t tidesim_forward(int64_t n, int64_t i0, int64_t i1, double dt, real** S, int64_t* last,",
+        "    uint8_t* nrs, const int64_t* ref_steps, int64_t ref_stride, real** P, real** R, real* spikes,",
+        "    real* traj, uint8_t* nr_traj, double* bad) {"]
+    inner = [f"double S_{s} = S[{j}][k];" for j, s in enumerate(S)]
     inner += [f"if (traj) traj[((i - i0)*{NS} + {j})*n + k] = S_{s};" for j, s in enumerate(S)]
     inner += [f"if (R[{j}]) R[{j}][row + k] = S_{s};" for j, s in enumerate(S)]
     for m, (_name, expr) in enumerate(subs):
@@ -310,9 +310,7 @@ def generate(model: NeuronModel, modes: dict[str, str], real: str, adjoint: bool
         inner.append(f"if (!isfinite(Y_{s})) {{ bad[0] = i; bad[1] = k; bad[2] = {j}; bad[3] = Y_{s}; "
                      f"bad[4] = S_{s}; return 1; }}")
     inner += [f"S[{j}][k] = (real)Y_{s};" for j, s in enumerate(S)]
-    f += ["      " + x for x in inner]
-    f += ["    }", "  }", "  return 0;", "}"]
-    lines += f
+    lines += _kernel(signature, model, modes, "int64_t i = i0; i < i1; i++", inner) + ["  return 0;", "}"]
     if adjoint:
         lines += _adjoint(model, modes, upd, finals, margin, reset, reset_finals, subs, grad_params)
     return KernelSource("\n".join(lines), tuple(S), tuple(Ps), tuple(modes[p] for p in Ps),
@@ -333,18 +331,12 @@ def _adjoint(model, modes, upd, finals, margin, reset, reset_finals, subs, grad_
     names = _c_names(model, modes, state_prefix="X_")
     xpr = CPrinter(names)
     # gradients of outputs come as strided views (an expanded ones-tensor costs no memory)
-    b = ["void tidesim_backward(int64_t n, int64_t i0, int64_t i1, double dt, const real* traj,",
-         "    const uint8_t* nr_traj, const real* spikes, real** P, real** lam, const real* gs_in,",
-         "    const int64_t* gs_st, real** GR, const int64_t* gr_st, real** G, int64_t tbptt, int detach,",
-         "    int sg_kind, double sg_a, double scale) {"]
-    b += ["  " + x for x in _param_loads(model, modes, "outer")]
-    b.append("  for (int64_t i = i1 - 1; i >= i0; i--) {")
-    b.append("    const double t = i*dt; const int64_t row = (i - i0)*n;")
-    b += ["    " + x for x in _param_loads(model, modes, "step")]
-    b.append("    for (int64_t k = 0; k < n; k++) {")
-    c = []
-    c += [f"const double X_{s} = traj[((i - i0)*{NS} + {j})*n + k];" for j, s in enumerate(S)]
-    c += _param_loads(model, modes, "neuron")
+    signature = [
+        "void tidesim_backward(int64_t n, int64_t i0, int64_t i1, double dt, const real* traj,",
+        "    const uint8_t* nr_traj, const real* spikes, real** P, real** lam, const real* gs_in,",
+        "    const int64_t* gs_st, real** GR, const int64_t* gr_st, real** G, int64_t tbptt, int detach,",
+        "    int sg_kind, double sg_a, double scale) {"]
+    c = [f"const double X_{s} = traj[((i - i0)*{NS} + {j})*n + k];" for j, s in enumerate(S)]
     c.append("const int nr = nr_traj ? nr_traj[row + k] : 1;")
     c.append("const double s_ = spikes[row + k];")
     c.append("const int cut = tbptt > 0 && ((i + 1) % tbptt == 0);")
@@ -431,6 +423,4 @@ def _adjoint(model, modes, upd, finals, margin, reset, reset_finals, subs, grad_
         index = {"scalar": "k", "neuron": "k", "time": "i", "time_neuron": "i*n + k"}[modes[p]]
         c.append(f"if (G[{j}]) G[{j}][{index}] += GP_{p};")
     c += [f"lam[{j}][k] = (real)LX_{s};" for j, s in enumerate(S)]
-    b += ["      " + x for x in c]
-    b += ["    }", "  }", "}"]
-    return b
+    return _kernel(signature, model, modes, "int64_t i = i1 - 1; i >= i0; i--", c) + ["}"]

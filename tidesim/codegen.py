@@ -58,7 +58,23 @@ _FUNCTIONS = {
 }
 
 
-class TorchPrinter(StrPrinter):
+class NumberPrinting:
+    """Numbers as full-precision literals (shared by the torch and C printers)."""
+
+    def _print_Rational(self, expr):
+        return repr(float(expr.p) / float(expr.q))
+
+    def _print_Float(self, expr):
+        return repr(float(expr))
+
+    def _print_Pi(self, expr):
+        return repr(math.pi)
+
+    def _print_Exp1(self, expr):
+        return repr(math.e)
+
+
+class TorchPrinter(NumberPrinting, StrPrinter):
     """Prints sympy expressions as Python source over torch tensors."""
 
     def _print_Symbol(self, expr):
@@ -89,20 +105,8 @@ class TorchPrinter(StrPrinter):
             return f"{b}**{int(exp)}"
         return f"{b}**({self._print(exp)})"
 
-    def _print_Rational(self, expr):
-        return repr(float(expr.p) / float(expr.q))
-
     def _print_Integer(self, expr):
         return str(int(expr))
-
-    def _print_Float(self, expr):
-        return repr(float(expr))
-
-    def _print_Pi(self, expr):
-        return repr(math.pi)
-
-    def _print_Exp1(self, expr):
-        return repr(math.e)
 
     def _print_Infinity(self, expr):
         return "math.inf"
