@@ -1,1 +1,18 @@
-"""Recordings: loading through neo, shipped real recordings. Built in the recordings issue."""
+"""Recordings: any format neo reads, the real recordings shipped with tidesim, and synthetic ground truth.
+
+>>> import tidesim as ts
+>>> rec = ts.datasets.load_bundled("regular_spiking")
+>>> rec.voltage.shape, rec.current.shape     # [sweeps, samples], volts and amperes
+"""
+
+from .bundled import bundled, bundled_path, describe_bundled, load_bundled, provenance
+from .loading import ChannelError, ProtocolError, RecordingFormatError, load
+from .recording import MissingCurrentError, Recording
+from .spikes import SpikeData, detect_spikes, read_spike_times_mat
+from .synthetic import save, synthetic
+
+__all__ = [
+    "load", "Recording", "SpikeData", "bundled", "load_bundled", "bundled_path", "describe_bundled",
+    "provenance", "detect_spikes", "read_spike_times_mat", "RecordingFormatError", "ChannelError",
+    "ProtocolError", "MissingCurrentError", "synthetic", "save",
+]

@@ -1,0 +1,192 @@
+"""``Recording``: current-clamp sweeps in SI units, the same kind of thing as a simulation result."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from tidesim.errors import TidesimError
+
+__all__ = ["Recording", "MissingCurrentError"]
+
+
+class MissingCurrentError(TidesimError, LookupError):
+    """The recording holds no injected current (and none was given to ``load``)."""
+
+
+class Recording:
+    """Sweeps of one cell: membrane potential, injected current and spikes (SI units).
+
+    Attributes
+    ----------
+    t : torch.Tensor
+        ``[T]`` time within a sweep, seconds from the sweep's start.
+    dt : float
+        Sampling interval in seconds.
+    voltage : torch.Tensor
+        ``[S, T]`` membrane potential in volts (float64).
+    current : torch.Tensor
+        ``[S, T]`` injected current in amperes (raises :class:`MissingCurrentError` if unknown).
+    spike_times : list of numpy arrays
+        Per sweep, spike times in seconds from the sweep's start.
+    annotations : dict
+        What the file said (neo annotations), plus ``source``, ``channel`` and ``current_source``.
+    sweep_annotations : list of dict
+        Per sweep, the neo segment's annotations (``t_start`` in seconds is always there).
+    """
+
+    def __init__(
+        self,
+        voltage: torch.Tensor,
+        dt: float,
+        current: torch.Tensor | None = None,
+        spike_times: Sequence[np.ndarray] | None = None,
+        name: str = "recording",
+        annotations: dict[str, Any] | None = None,
+        sweep_annotations: Sequence[dict[str, Any]] | None = None,
+    ):
+        voltage = torch.as_tensor(voltage, dtype=torch.float64)
+        if voltage.ndim == 1:
+            voltage = voltage[None]
+        if voltage.ndim != 2:
+            raise ValueError(f"voltage must be [sweeps, samples], got shape {tuple(voltage.shape)}")
+        self.voltage = voltage
+        self.dt = float(dt)
+        if current is not None:
+            current = torch.as_tensor(current, dtype=torch.float64)
+            if current.ndim == 1:
+                current = current[None].expand(voltage.shape[0], -1)
+            if tuple(current.shape) != tuple(voltage.shape):
+                raise ValueError(f"current has shape {tuple(current.shape)} but voltage has "
+                                 f"{tuple(voltage.shape)} (sweeps, samples)")
+        self._current = current
+        self.spike_times = [np.asarray(s, dtype=float) for s in spike_times] if spike_times is not None \
+            else [np.zeros(0) for _ in range(voltage.shape[0])]
+        self.name = name
+        self.annotations = dict(annotations or {})
+        self.sweep_annotations = [dict(a) for a in (sweep_annotations or [{} for _ in range(len(self))])]
+
+    # -------------------------------------------------------------- shape and selection
+    def __len__(self) -> int:
+        return int(self.voltage.shape[0])
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.voltage.shape[1])
+
+    @property
+    def t(self) -> torch.Tensor:
+        return torch.arange(self.n_samples, dtype=torch.float64) * self.dt
+
+    @property
+    def duration(self) -> float:
+        """Length of one sweep in seconds."""
+        return self.n_samples * self.dt
+
+    @property
+    def sampling_rate(self) -> float:
+        return 1.0 / self.dt
+
+    @property
+    def has_current(self) -> bool:
+        return self._current is not None
+
+    @property
+    def current(self) -> torch.Tensor:
+        if self._current is None:
+            raise MissingCurrentError(
+                f"{self.name} holds no injected current: pass current= (an array in amperes, [T] or "
+                "[sweeps, T]) or protocol= (steps as (start s, stop s, amplitude A)) to ts.datasets.load")
+        return self._current
+
+    @property
+    def spike_counts(self) -> np.ndarray:
+        return np.array([len(s) for s in self.spike_times], dtype=int)
+
+    def select(self, sweeps: Sequence[int]) -> "Recording":
+        """A Recording of the given sweeps (indices into this one), in that order."""
+        idx = [int(i) for i in sweeps]
+        for i in idx:
+            if not -len(self) <= i < len(self):
+                raise IndexError(f"{self.name} has {len(self)} sweeps; sweep {i} does not exist")
+        index = torch.tensor(idx, dtype=torch.long)
+        return Recording(
+            self.voltage[index], self.dt, None if self._current is None else self._current[index],
+            [self.spike_times[i] for i in idx], name=self.name, annotations=self.annotations,
+            sweep_annotations=[self.sweep_annotations[i] for i in idx])
+
+    def __getitem__(self, i: int) -> "Recording":
+        if isinstance(i, slice):
+            return self.select(range(len(self))[i])
+        return self.select([i])
+
+    # -------------------------------------------------------------- conversion
+    def to_neo(self):
+        """A ``neo.Block``: a Segment per sweep with voltage, current and spikes, annotations kept."""
+        import neo
+        import quantities as pq
+
+        block = neo.Block(name=self.name, **_neo_safe(self.annotations))
+        for k in range(len(self)):
+            ann = self.sweep_annotations[k]
+            t0 = float(ann.get("t_start", 0.0)) * pq.s
+            seg = neo.Segment(name=f"sweep {k}", **_neo_safe({a: v for a, v in ann.items() if a != "t_start"}))
+            seg.annotate(sweep=k)
+            vm = neo.AnalogSignal(self.voltage[k].numpy()[:, None], units=pq.V, sampling_period=self.dt * pq.s,
+                                  t_start=t0, name="voltage")
+            seg.analogsignals.append(vm)
+            if self._current is not None:
+                seg.analogsignals.append(neo.AnalogSignal(
+                    self._current[k].numpy()[:, None], units=pq.A, sampling_period=self.dt * pq.s, t_start=t0,
+                    name="current"))
+            seg.spiketrains.append(neo.SpikeTrain(self.spike_times[k] * pq.s + t0, t_start=t0,
+                                                  t_stop=t0 + self.duration * pq.s, name="spikes"))
+            block.segments.append(seg)
+        return block
+
+    def plot(self, sweeps: Sequence[int] | None = None, ax=None):
+        """Voltage (mV) and current (pA) of some sweeps, spikes marked."""
+        import matplotlib.pyplot as plt
+
+        sweeps = list(sweeps if sweeps is not None else range(len(self)))
+        if ax is None:
+            rows = 2 if self.has_current else 1
+            fig, axes = plt.subplots(rows, 1, sharex=True, figsize=(9, 2.6 * rows), squeeze=False,
+                                     gridspec_kw={"height_ratios": [3, 1][:rows]})
+            axes = axes[:, 0]
+        else:
+            axes = np.atleast_1d(ax)
+            fig = axes[0].figure
+        t = self.t.numpy()
+        for k in sweeps:
+            line, = axes[0].plot(t, self.voltage[k].numpy() * 1e3, lw=0.6, label=f"sweep {k}")
+            times = self.spike_times[k]
+            axes[0].plot(times, np.full(len(times), 1e3 * float(self.voltage[k].max()) + 5), "|",
+                         color=line.get_color())
+            if self.has_current and len(axes) > 1:
+                axes[1].plot(t, self.current[k].numpy() * 1e12, lw=0.8, color=line.get_color())
+        axes[0].set_ylabel("membrane potential (mV)")
+        if self.has_current and len(axes) > 1:
+            axes[1].set_ylabel("injected current (pA)")
+        axes[-1].set_xlabel("time in sweep (s)")
+        axes[0].set_title(self.name)
+        return fig
+
+    def __repr__(self) -> str:
+        return (f"Recording({self.name!r}, sweeps={len(self)}, samples={self.n_samples}, "
+                f"dt={self.dt * 1e3:g} ms, current={'yes' if self.has_current else 'no'}, "
+                f"spikes={int(self.spike_counts.sum())})")
+
+
+def _neo_safe(annotations: dict) -> dict:
+    """Annotations neo accepts (it refuses some types, e.g. nested objects of unknown classes)."""
+    out = {}
+    for k, v in annotations.items():
+        if isinstance(v, (str, int, float, bool, np.integer, np.floating, np.ndarray, list, tuple, dict)) \
+                or v is None:
+            out[str(k)] = v
+        else:
+            out[str(k)] = str(v)
+    return out
