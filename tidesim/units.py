@@ -50,7 +50,7 @@ def unit_name(dim: Dimension) -> str:
 def fmt(value: float, dim: Dimension) -> str:
     """``value`` (SI) written in a readable unit, e.g. ``fmt(-0.07, volt.dim) == '-70. mV'``."""
     try:
-        return str(Quantity(float(value), dim=dim))
+        return Quantity(float(value), dim=dim).in_best_unit(precision=4)
     except (TypeError, ValueError):
         return f"{value} {unit_name(dim)}"
 
