@@ -33,6 +33,7 @@ def test_cli_models_lists_parameters_with_units(capsys):
     out = capsys.readouterr().out
     assert "adex" in out and "Brette & Gerstner" in out
     assert "tau_w" in out and "144. ms" in out and "presets: RS" in out
+    assert "0.2" in out  # dimensionless parameters too (izhikevich b)
 
 
 def test_cli_validate_passes_and_writes_report(tmp_path, capsys):

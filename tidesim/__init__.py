@@ -27,7 +27,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "NeuronModel", "SimulationResult", "simulate", "crossvalidate", "CrossValidationReport",
-    "surrogate", "models", "datasets", "fitting", "TidesimError", "ModelError", "EquationSyntaxError",
+    "surrogate", "models", "datasets", "fitting", "analysis", "TidesimError", "ModelError", "EquationSyntaxError",
     "UnitMismatchError", "UnknownIdentifierError", "MissingParameterError", "ShapeError",
     "SimulationError", "NumericalInstabilityError", "BackendError",
 ]
@@ -37,6 +37,6 @@ def __getattr__(name):
     # The zoo, datasets and fitting import lazily: `import tidesim` stays light.
     import importlib
 
-    if name in ("models", "datasets", "fitting"):
+    if name in ("models", "datasets", "fitting", "analysis"):
         return importlib.import_module(f"tidesim.{name}")
     raise AttributeError(f"module 'tidesim' has no attribute {name!r}")

@@ -49,9 +49,11 @@ def unit_name(dim: Dimension) -> str:
 
 def fmt(value: float, dim: Dimension) -> str:
     """``value`` (SI) written in a readable unit, e.g. ``fmt(-0.07, volt.dim) == '-70. mV'``."""
+    if dim is DIMENSIONLESS:
+        return f"{float(value):.4g}"
     try:
         return Quantity(float(value), dim=dim).in_best_unit(precision=4)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, AttributeError):
         return f"{value} {unit_name(dim)}"
 
 

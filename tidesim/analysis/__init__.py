@@ -1,0 +1,29 @@
+"""Analysis of recorded and simulated spikes and traces: elephant and eFEL behind named functions.
+
+``ts.analysis.torch`` holds differentiable versions for fitting.
+"""
+
+from . import differentiable as torch  # noqa: F401  (ts.analysis.torch.van_rossum_distance, ...)
+from .features import adaptation_index, efel_features, fi_curve, first_spike_latency, step_window
+from .plots import fi_plot, isi_histogram, raster
+from .spiketrains import NoSpikesError, as_spiketrains
+from .statistics import (
+    cross_correlogram,
+    cv_isi,
+    fano_factor,
+    firing_rate,
+    gamma_factor,
+    instantaneous_rate,
+    isi,
+    local_variation,
+    spike_count_correlation,
+    van_rossum_distance,
+    victor_purpura_distance,
+)
+
+__all__ = [
+    "as_spiketrains", "NoSpikesError", "firing_rate", "instantaneous_rate", "isi", "cv_isi", "local_variation",
+    "fano_factor", "spike_count_correlation", "cross_correlogram", "van_rossum_distance",
+    "victor_purpura_distance", "gamma_factor", "fi_curve", "first_spike_latency", "adaptation_index",
+    "efel_features", "step_window", "torch", "raster", "isi_histogram", "fi_plot",
+]
