@@ -117,6 +117,37 @@ class Recording:
             [self.spike_times[i] for i in idx], name=self.name, annotations=self.annotations,
             sweep_annotations=[self.sweep_annotations[i] for i in idx])
 
+    def crop(self, t_start: float, t_stop: float) -> "Recording":
+        """The part of every sweep in ``[t_start, t_stop)`` (seconds); time restarts at 0."""
+        if not 0 <= t_start < t_stop <= self.duration + 1e-12:
+            raise ValueError(f"crop window ({t_start} s, {t_stop} s) is not inside {self.name}'s sweeps "
+                             f"of {self.duration:g} s")
+        i0, i1 = int(round(t_start / self.dt)), int(round(t_stop / self.dt))
+        spikes = [s[(s >= i0 * self.dt) & (s < i1 * self.dt)] - i0 * self.dt for s in self.spike_times]
+        current = None if self._current is None else self._current[:, i0:i1]
+        return Recording(self.voltage[:, i0:i1], self.dt, current,
+                         spikes, name=self.name, annotations={**self.annotations, "crop_s": (t_start, t_stop)},
+                         sweep_annotations=self.sweep_annotations)
+
+    def resample(self, dt: float) -> "Recording":
+        """The sweeps at a coarser sampling interval ``dt`` (s), an integer multiple of this one:
+        voltage and current averaged over each new sample, spike times kept as they are."""
+        factor = dt / self.dt
+        k = int(round(factor))
+        if k < 1 or abs(factor - k) > 1e-6:
+            raise ValueError(f"resample needs dt a whole multiple of the recording's {self.dt * 1e3:g} ms; "
+                             f"got {dt * 1e3:g} ms")
+        if k == 1:
+            return self
+        m = self.n_samples // k
+
+        def down(x):
+            return x[:, :m * k].reshape(x.shape[0], m, k).mean(-1)
+
+        return Recording(down(self.voltage), self.dt * k, None if self._current is None else down(self._current),
+                         self.spike_times, name=self.name, annotations=self.annotations,
+                         sweep_annotations=self.sweep_annotations)
+
     def __getitem__(self, i: int) -> "Recording":
         if isinstance(i, slice):
             return self.select(range(len(self))[i])

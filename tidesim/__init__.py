@@ -26,7 +26,7 @@ from .validation import CrossValidationReport, crossvalidate
 __version__ = "0.1.0"
 
 __all__ = [
-    "NeuronModel", "SimulationResult", "simulate", "crossvalidate", "CrossValidationReport",
+    "NeuronModel", "SimulationResult", "simulate", "crossvalidate", "CrossValidationReport", "fit", "FitResult",
     "surrogate", "models", "datasets", "fitting", "analysis", "TidesimError", "ModelError", "EquationSyntaxError",
     "UnitMismatchError", "UnknownIdentifierError", "MissingParameterError", "ShapeError",
     "SimulationError", "NumericalInstabilityError", "BackendError",
@@ -39,4 +39,6 @@ def __getattr__(name):
 
     if name in ("models", "datasets", "fitting", "analysis"):
         return importlib.import_module(f"tidesim.{name}")
+    if name in ("fit", "FitResult"):
+        return getattr(importlib.import_module("tidesim.fitting"), name)
     raise AttributeError(f"module 'tidesim' has no attribute {name!r}")

@@ -201,7 +201,7 @@ class _Runner:
                 f"{self.model.name}: state variable '{name}' of neuron {k} became {bad[3]} in the step "
                 f"from t = {fmt(i * dt, second.dim)} to {fmt((i + 1) * dt, second.dim)} (step {i}); it was "
                 f"{fmt(float(bad[4]), self.model.dims[name])} before. Try a smaller dt, another "
-                "integration method, or check that neuron's parameters.")
+                "integration method, or check that neuron's parameters.", variable=name, neuron=k, step=i)
 
 
 class _CompiledRun(torch.autograd.Function):

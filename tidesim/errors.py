@@ -36,7 +36,16 @@ class SimulationError(TidesimError, RuntimeError):
 
 
 class NumericalInstabilityError(SimulationError):
-    """A state variable became NaN or infinite (the message names variable, neuron and time)."""
+    """A state variable became NaN or infinite (the message names variable, neuron and time).
+
+    ``.variable``, ``.neuron`` and ``.step`` hold the same facts for programs (e.g. a fit that
+    drops the start this neuron belongs to and goes on with the others).
+    """
+
+    def __init__(self, message: str, variable: str | None = None, neuron: int | None = None,
+                 step: int | None = None):
+        super().__init__(message)
+        self.variable, self.neuron, self.step = variable, neuron, step
 
 
 class BackendError(TidesimError, RuntimeError):

@@ -264,8 +264,8 @@ def _locate_nonfinite(stepper: _Stepper, i0: int, i1: int, state: dict, gen_stat
                         f"{float(state[name][k])} in the step from t = {fmt(i * dt, second.dim)} to "
                         f"{fmt((i + 1) * dt, second.dim)} (step {i}); it was "
                         f"{fmt(float(prev[name][k]), model.dims[name])} before. Try a smaller dt, "
-                        "another integration method, or check that neuron's parameters."
-                    )
+                        "another integration method, or check that neuron's parameters.",
+                        variable=name, neuron=k, step=i)
     raise NumericalInstabilityError(  # pragma: no cover - the re-run finds it
         f"{model.name}: a state became NaN or infinite between steps {i0} and {i1}")
 

@@ -1,0 +1,166 @@
+"""``ts.fit``: parameter inversion of a model against recorded sweeps."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import pandas as pd
+import torch
+
+from .data import prepare
+from .errors import FitError
+from .losses import as_loss
+from .optimise import evolution_fit, gradient_fit, load_state
+from .parameters import ParameterSpace
+from .problem import Problem
+from .result import FitResult
+
+__all__ = ["fit"]
+
+
+def fit(
+    model,
+    recordings,
+    params: Mapping[str, Any],
+    loss: Any = "default",
+    input: str = "I",
+    voltage: str = "v",
+    method: str = "auto",
+    n_starts: int = 16,
+    max_iter: int = 200,
+    lr: float = 0.05,
+    patience: int = 30,
+    tol: float = 1e-4,
+    schedule: str | None = "cosine",
+    starts: str = "sobol",
+    dt: float | None = None,
+    window: tuple[float, float] | None = None,
+    sweeps: Sequence[int] | None = None,
+    fixed: Mapping[str, Any] | None = None,
+    refine: int = 0,
+    refine_lr: float = 0.01,
+    seed: int | None = 0,
+    progress: bool = False,
+    checkpoint: str | Path | None = None,
+    checkpoint_every: int = 10,
+    resume: str | Path | None = None,
+    callback: Callable | None = None,
+    engine: str = "auto",
+    surrogate: Any = None,
+) -> FitResult:
+    """Fit ``params`` of ``model`` to the sweeps of ``recordings``.
+
+    Parameters
+    ----------
+    model
+        A :class:`~tidesim.NeuronModel` (e.g. ``ts.models.get("adex")``).
+    recordings
+        A :class:`~tidesim.datasets.Recording` or a list of them (same sampling and sweep length);
+        every sweep is fitted together, each driven by its own recorded current.
+    params
+        ``{name: (low, high)}`` bounds in SI or as quantities (``(low, high, "log")`` for a log
+        scale); every other parameter keeps the model's value (or ``fixed``'s).
+    loss
+        A name (``"default"``: sub-threshold trace with spike windows masked + van Rossum + spike
+        count; ``"trace"``, ``"spikes"``, ``"gamma"``, ``"latency"``, ``"count"``), a
+        :mod:`tidesim.fitting` Loss (they add and scale), or ``fn(out, data) -> [n_starts]``.
+    input, voltage
+        The model parameter driven by the recorded current (A) and the state compared with the
+        recorded membrane potential (V).
+    method
+        ``"auto"`` (default): differential evolution, then ``refine`` gradient steps on the
+        trace part of the loss; ``"adam"``, ``"lbfgs"``: gradient-based, all starts in one
+        batched simulation; ``"de"``: scipy's differential evolution, gradient-free, ``n_starts``
+        points per generation, each generation one batched simulation. Surrogate gradients of
+        spike-train losses are unreliable for models with fast spike upswings (AdEx): their sign
+        often disagrees with the loss's slope over a finite step, hence the default.
+    n_starts, starts, seed
+        Starting points spread over the bounds (``"sobol"`` or ``"lhs"``), reproducible by seed.
+    max_iter, lr, patience, tol, schedule
+        Iterations, Adam's step in the transformed space, early stopping (a start stops after
+        ``patience`` iterations without a relative improvement of ``tol``), learning-rate
+        schedule (``"cosine"`` or None).
+    dt, window, sweeps
+        Integration step (s; a whole multiple of the recording's sampling interval, the data are
+        averaged to it), the part of each sweep to fit (s), and which sweeps to fit.
+    refine, refine_lr
+        After the search, this many Adam iterations (step ``refine_lr``) from the best point.
+    checkpoint, checkpoint_every, resume
+        Save the optimiser state to ``checkpoint`` every ``checkpoint_every`` iterations;
+        ``resume=path`` goes on from such a file (same arguments otherwise) and ends where an
+        uninterrupted fit would.
+    """
+    if fixed:
+        model = model.with_params(**fixed)
+    recs = recordings if isinstance(recordings, (list, tuple)) else [recordings]
+    if sweeps is not None:
+        recs = [r.select(sweeps) for r in recs]
+    space = ParameterSpace(model, params)
+    loss_fn = as_loss(loss)
+    data = prepare(recs, dt=dt, window=window)
+    if method in ("adam", "lbfgs") and not loss_fn.differentiable:
+        raise FitError(f"the loss {loss_fn!r} is not differentiable; use method='de' for it")
+    if loss_fn.needs_spikes and float(data.counts.sum()) == 0:
+        raise FitError(f"the loss {loss_fn!r} compares spike trains, but the fitted sweeps "
+                       f"({', '.join(data.names)}) hold no spikes; use loss='trace' or add spiking sweeps")
+    problem = Problem(model, data, space, input=input, voltage=voltage, engine=engine, surrogate=surrogate)
+    t0 = time.perf_counter()
+    if method == "auto":  # global search, then gradient polishing of the sub-threshold trace
+        method, refine = "de", refine or 50
+    if method == "de":
+        state = evolution_fit(problem, loss_fn, popsize=n_starts, max_iter=max_iter, seed=seed, progress=progress,
+                              callback=callback)
+    elif method in ("adam", "lbfgs"):
+        resumed = None
+        if resume is not None:
+            if not Path(resume).exists():
+                raise FitError(f"no checkpoint to resume from at {resume}")
+            resumed = load_state(resume)
+            if resumed.z.shape != (n_starts, len(space)):
+                raise FitError(f"checkpoint {resume} holds {resumed.z.shape[0]} starts x {resumed.z.shape[1]} "
+                               f"parameters; this fit has {n_starts} x {len(space)}")
+        z0 = space.to_free(space.starts(n_starts, seed=seed, method=starts))
+        state = gradient_fit(problem, loss_fn, z0, optimizer=method, lr=lr, max_iter=max_iter, patience=patience,
+                             tol=tol, schedule=schedule, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
+                             resume=resumed, progress=progress, callback=callback)
+    else:
+        raise FitError(f"method must be 'adam', 'lbfgs' or 'de', got {method!r}")
+    if refine:
+        _polish(problem, loss_fn, state, refine, refine_lr)
+    elapsed = time.perf_counter() - t0
+    x = space.to_physical(state.best_z)
+    best = int(torch.argmin(state.best_loss))
+    rows = []
+    for b in range(x.shape[0]):
+        rows.append({"start": b, **space.as_dict(x[b]), "loss": float(state.best_loss[b]),
+                     "status": state.failed.get(b, "ok")})
+    settings = {"method": method, "loss": repr(loss_fn), "dt": data.dt, "window": window, "input": input,
+                "voltage": voltage, "n_starts": n_starts, "seed": seed, "max_iter": max_iter, "lr": lr,
+                "iterations": state.iteration, "evaluations": state.evaluations, "seconds": elapsed,
+                "sweeps": data.names, "bounds": space.describe(), "model": model.name}
+    return FitResult(model, space.as_dict(x[best]), state.best_loss.numpy().copy(), pd.DataFrame(rows),
+                     pd.DataFrame(state.history), settings, data=data)
+
+
+
+
+def _polish(problem: Problem, loss_fn, state, steps: int, lr: float) -> None:
+    """Adam from the best point on the loss's smooth part (the masked trace, whose gradient is
+    exact while the spike pattern holds); kept only where the full loss improves."""
+    from .losses import Sum, TraceMSE
+
+    terms = [(w, t) for w, t in loss_fn.terms() if isinstance(t, TraceMSE)]
+    smooth = Sum(terms) if terms else loss_fn
+    best = int(torch.argmin(state.best_loss))
+    polished = gradient_fit(problem, smooth, state.best_z[best:best + 1].clone(), optimizer="adam", lr=lr,
+                            max_iter=steps, patience=steps, tol=0.0, schedule="cosine")
+    with torch.no_grad():
+        full = loss_fn(problem.simulate(problem.space.to_physical(polished.best_z)), problem.data)[0]
+    if torch.isfinite(full) and full < state.best_loss[best]:
+        state.best_loss[best] = full
+        state.best_z[best] = polished.best_z[0]
+        x = problem.space.to_physical(polished.best_z)[0]
+        state.history.append({"iteration": state.iteration + 1, "start": best, "loss": float(full),
+                              **problem.space.as_dict(x)})

@@ -1,0 +1,91 @@
+"""The recorded sweeps a fit compares against, on the simulation's time grid."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from tidesim.datasets.recording import Recording
+
+from .errors import FitError
+
+__all__ = ["FitData", "prepare"]
+
+
+@dataclass
+class FitData:
+    """Sweeps at the integration step: tensors are ``[T, S]`` (time, sweep), float64, SI."""
+
+    dt: float
+    voltage: torch.Tensor
+    current: torch.Tensor
+    spikes: torch.Tensor  # the recorded spikes as a 0/1 raster on the grid
+    spike_times: list[np.ndarray]
+    names: list[str]  # "recording name: sweep k" per sweep
+
+    @property
+    def n_sweeps(self) -> int:
+        return int(self.voltage.shape[1])
+
+    @property
+    def n_steps(self) -> int:
+        return int(self.voltage.shape[0])
+
+    @property
+    def duration(self) -> float:
+        return self.n_steps * self.dt
+
+    @property
+    def counts(self) -> torch.Tensor:
+        return self.spikes.sum(0)
+
+    def spike_mask(self, before: float, after: float, extra: torch.Tensor | None = None) -> torch.Tensor:
+        """``[T, S]`` (or ``[T, B, S]`` with ``extra`` model spikes) 1 where no spike is within
+        ``before`` s before / ``after`` s after: the samples the trace loss compares."""
+        s = self.spikes if extra is None else torch.maximum(self.spikes[:, None, :], extra)
+        nb, na = int(round(before / self.dt)), int(round(after / self.dt))
+        x = s.reshape(s.shape[0], -1).T[:, None, :]  # [N, 1, T]
+        kernel = torch.ones(1, 1, nb + na + 1, dtype=s.dtype)
+        # a spike at step i masks steps i - nb ... i + na
+        near = torch.nn.functional.conv1d(torch.nn.functional.pad(x, (na, nb)), kernel)
+        return (near[:, 0, :].T.reshape(s.shape) == 0).to(s.dtype)
+
+
+def prepare(recordings: Recording | Sequence[Recording], dt: float | None = None,
+            window: tuple[float, float] | None = None) -> FitData:
+    """Stack the sweeps of one or more Recordings (same sampling, same length) at step ``dt``
+    (a whole multiple of their sampling interval; default: theirs), cropped to ``window`` (s)."""
+    recs = [recordings] if isinstance(recordings, Recording) else list(recordings)
+    if not recs:
+        raise FitError("no recordings to fit")
+    for r in recs:
+        if not isinstance(r, Recording):
+            raise FitError(f"fit needs ts.datasets Recordings, got {type(r).__name__}")
+        if not r.has_current:
+            raise FitError(f"{r.name} holds no injected current: load it with current= or protocol= so "
+                           "the model can be driven by the same stimulus")
+    if window is not None:
+        recs = [r.crop(*window) for r in recs]
+    dt = dt if dt is not None else recs[0].dt
+    recs = [r.resample(dt) for r in recs]
+    lengths = {r.n_samples for r in recs}
+    if len(lengths) > 1:
+        raise FitError(f"recordings fitted together need the same sweep length; got {sorted(lengths)} samples "
+                       "(crop them with window=)")
+    T = lengths.pop()
+    volts, amps, rasters, times, names = [], [], [], [], []
+    for r in recs:
+        for k in range(len(r)):
+            volts.append(r.voltage[k])
+            amps.append(r.current[k])
+            st = np.asarray(r.spike_times[k], dtype=float)
+            raster = torch.zeros(T, dtype=torch.float64)
+            idx = np.floor(st / dt + 1e-9).astype(int)
+            raster[idx[(idx >= 0) & (idx < T)]] = 1.0
+            rasters.append(raster)
+            times.append(st)
+            names.append(f"{r.name}: sweep {k}")
+    return FitData(dt, torch.stack(volts, 1), torch.stack(amps, 1), torch.stack(rasters, 1), times, names)

@@ -1,0 +1,265 @@
+"""The optimisation loops: gradient-based multi-start (Adam, L-BFGS) and differential evolution.
+
+Every start runs in the same batched simulation. A start whose loss or gradient turns NaN/inf,
+or whose simulation blows up, is stopped and reported; the others go on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from tidesim.errors import NumericalInstabilityError
+
+from .errors import FitDiverged
+from .losses import Loss
+from .problem import Problem
+
+__all__ = ["OptimState", "gradient_fit", "evolution_fit"]
+
+
+@dataclass
+class OptimState:
+    """Everything a fit needs to go on from where it stopped (saved at checkpoints)."""
+
+    iteration: int
+    z: torch.Tensor  # [B, d] free values now
+    best_z: torch.Tensor  # [B, d] each start's best so far
+    best_loss: torch.Tensor  # [B]
+    stale: torch.Tensor  # [B] iterations without improvement
+    active: torch.Tensor  # [B] still optimising
+    failed: dict[int, str] = field(default_factory=dict)  # start -> why it was stopped
+    history: list[dict] = field(default_factory=list)
+    optimizer: dict | None = None
+    scheduler: dict | None = None
+    evaluations: int = 0
+    seconds: float = 0.0
+
+
+def _save(state: OptimState, path: Path) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(vars(state), tmp)
+    tmp.replace(path)  # a kill while writing leaves the previous checkpoint intact
+
+
+def load_state(path: str | Path) -> OptimState:
+    return OptimState(**torch.load(path, weights_only=False))
+
+
+def _fail(state: OptimState, b: int, why: str) -> None:
+    if b not in state.failed:
+        state.failed[b] = why
+    state.active[b] = False
+
+
+def gradient_fit(problem: Problem, loss: Loss, z0: torch.Tensor, optimizer: str = "adam", lr: float = 0.05,
+                 max_iter: int = 200, patience: int = 30, tol: float = 1e-4, schedule: str | None = "cosine",
+                 checkpoint: str | Path | None = None, checkpoint_every: int = 10,
+                 resume: OptimState | None = None,
+                 progress: bool = False, callback: Callable | None = None) -> OptimState:
+    """Minimise ``loss`` from each row of ``z0`` (free coordinates), all starts in one batch."""
+    import time
+
+    from tqdm.auto import tqdm
+
+    space, S = problem.space, problem.data.n_sweeps
+    B = z0.shape[0]
+    if resume is not None:
+        state = resume
+    else:
+        state = OptimState(0, z0.clone(), z0.clone(), torch.full((B,), float("inf"), dtype=torch.float64),
+                           torch.zeros(B, dtype=torch.long), torch.ones(B, dtype=torch.bool))
+    z = state.z.clone().requires_grad_(True)
+    if optimizer == "adam":
+        opt = torch.optim.Adam([z], lr=lr)
+    elif optimizer == "lbfgs":
+        opt = torch.optim.LBFGS([z], lr=1.0, max_iter=10, line_search_fn="strong_wolfe")
+    else:
+        raise ValueError(f"optimizer must be 'adam' or 'lbfgs', got {optimizer!r}")
+    sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max_iter, eta_min=0.05 * lr)
+             if schedule == "cosine" and optimizer == "adam" else None)
+    if state.optimizer is not None:
+        opt.load_state_dict(state.optimizer)
+    if sched is not None and state.scheduler is not None:
+        sched.load_state_dict(state.scheduler)
+    bar = tqdm(total=max_iter, initial=state.iteration, disable=not progress, desc="fit", unit="it")
+    last: dict = {}
+
+    def evaluate() -> torch.Tensor:
+        """Loss of every start at z, with the gradient of the active starts' sum. Stopped starts
+        sit at their best point (mid-range if they never had one) while the others go on."""
+        midrange: set[int] = set()
+        while True:
+            had = torch.isfinite(state.best_loss)[:, None]
+            park = torch.where(had, state.best_z, torch.zeros_like(state.best_z))
+            for b in midrange:
+                park[b] = 0.0
+            x = space.to_physical(torch.where(state.active.clone()[:, None], z, park))
+            try:
+                out = problem.simulate(x)
+                break
+            except NumericalInstabilityError as err:  # stop that start, rerun the others unchanged
+                b = (err.neuron or 0) // S
+                if not state.active[b]:  # its parking point blew up too
+                    if b in midrange:
+                        raise
+                    midrange.add(b)
+                _fail(state, b, f"simulation blew up at iteration {state.iteration}: {err}")
+        values = loss(out, problem.data)
+        state.evaluations += 1
+        finite = torch.isfinite(values)
+        for b in torch.nonzero(~finite & state.active).flatten().tolist():
+            _fail(state, b, f"loss became {values[b].item()} at iteration {state.iteration}")
+        use = state.active & finite
+        total = torch.where(use, values, torch.zeros_like(values)).sum()
+        last["values"] = values.detach()
+        return total
+
+    def closure():
+        opt.zero_grad()
+        total = evaluate()
+        if total.requires_grad:
+            total.backward()
+        if z.grad is not None:
+            bad = ~torch.isfinite(z.grad).all(1) & state.active
+            for b in torch.nonzero(bad).flatten().tolist():
+                _fail(state, b, f"gradient became NaN/inf at iteration {state.iteration}")
+            z.grad[~state.active] = 0
+            z.grad.nan_to_num_(0.0)
+        return total
+
+    t0 = time.perf_counter()
+    while state.iteration < max_iter and state.active.any():
+        if optimizer == "lbfgs":
+            before = z.detach().clone()
+            opt.step(closure)
+            with torch.no_grad():
+                z[~state.active] = before[~state.active]
+            closure_values = last["values"]
+            z_eval = z.detach().clone()
+            with torch.no_grad():  # LBFGS's last evaluation may not be at its final point
+                out = problem.simulate(space.to_physical(z_eval))
+                closure_values = loss(out, problem.data)
+        else:
+            closure()
+            closure_values = last["values"]
+            z_eval = z.detach().clone()
+        _record(state, space, z_eval, closure_values, tol, patience)
+        if callback is not None:
+            callback(state)
+        if optimizer == "adam" and state.active.any():
+            frozen = z.detach().clone()
+            opt.step()
+            with torch.no_grad():
+                z[~state.active] = frozen[~state.active]
+            if sched is not None:
+                sched.step()
+        state.iteration += 1
+        state.z = z.detach().clone()
+        state.optimizer, state.scheduler = opt.state_dict(), (sched.state_dict() if sched else None)
+        state.seconds += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        bar.update(1)
+        bar.set_postfix(best=f"{float(state.best_loss[torch.isfinite(state.best_loss)].min()):.4g}"
+                        if torch.isfinite(state.best_loss).any() else "nan")
+        if checkpoint is not None and state.iteration % checkpoint_every == 0:
+            _save(state, Path(checkpoint))
+    bar.close()
+    if checkpoint is not None:
+        _save(state, Path(checkpoint))
+    if not torch.isfinite(state.best_loss).any():
+        raise FitDiverged(_diverged_message(state))
+    return state
+
+
+def _record(state: OptimState, space, z_eval: torch.Tensor, values: torch.Tensor, tol: float, patience: int):
+    x = space.to_physical(z_eval)
+    for b in range(values.shape[0]):
+        if b in state.failed and not torch.isfinite(values[b]):
+            continue
+        row = {"iteration": state.iteration, "start": b, "loss": float(values[b])}
+        row.update(space.as_dict(x[b]))
+        state.history.append(row)
+    was = state.best_loss.clone()
+    better = torch.isfinite(values) & (values < state.best_loss) & state.active
+    state.best_loss = torch.where(better, values.to(state.best_loss.dtype), state.best_loss)
+    state.best_z[better] = z_eval[better]
+    significant = better & ((was - values) > tol * values.abs().clamp_min(1e-12))
+    state.stale = torch.where(significant, torch.zeros_like(state.stale), state.stale + 1)
+    state.active &= state.stale < patience
+
+
+def _diverged_message(state: OptimState) -> str:
+    lines = [f"start {b}: {why}" for b, why in sorted(state.failed.items())]
+    return "every start of the fit failed:\n  " + "\n  ".join(lines) + \
+        "\nNarrow the bounds, lower dt, or check the recording's units."
+
+
+def evolution_fit(problem: Problem, loss: Loss, popsize: int = 32, max_iter: int = 100, seed: int | None = 0,
+                  tol: float = 1e-6, progress: bool = False, callback: Callable | None = None) -> OptimState:
+    """Differential evolution (scipy) over the unit cube of the bounds; each generation is one
+    batched simulation without gradients. Works with non-differentiable losses."""
+    import time
+
+    from scipy.optimize import differential_evolution
+    from tqdm.auto import tqdm
+
+    space = problem.space
+    d = len(space)
+    inf = torch.full((1,), float("inf"), dtype=torch.float64)
+    state = OptimState(0, torch.zeros(1, d), torch.zeros(1, d), inf,
+                       torch.zeros(1, dtype=torch.long), torch.ones(1, dtype=torch.bool))
+    bar = tqdm(total=max_iter, disable=not progress, desc="differential evolution", unit="gen")
+    t0 = time.perf_counter()
+
+    def objective(u: np.ndarray) -> np.ndarray:
+        u = np.atleast_2d(u.T if u.ndim == 2 else u[None])  # scipy passes [d, P]
+        x = space.from_unit(u)
+        with torch.no_grad():
+            try:
+                values = loss(problem.simulate(x), problem.data)
+            except NumericalInstabilityError:
+                values = torch.stack([loss(problem.simulate(x[p:p + 1]), problem.data)[0]
+                                      if _stable(problem, x[p:p + 1]) else torch.tensor(np.inf)
+                                      for p in range(len(x))])
+        values = torch.nan_to_num(values.to(torch.float64), nan=np.inf)
+        state.evaluations += len(x)
+        for p in range(len(x)):
+            row = {"iteration": state.iteration, "start": 0, "loss": float(values[p])}
+            row.update(space.as_dict(x[p]))
+            state.history.append(row)
+        best = int(torch.argmin(values))
+        if values[best] < state.best_loss[0]:
+            state.best_loss[0] = values[best]
+            state.best_z[0] = space.to_free(x[best:best + 1])[0]
+        return values.numpy()
+
+    def on_generation(*args, **kwargs):
+        state.iteration += 1
+        state.seconds = time.perf_counter() - t0
+        bar.update(1)
+        bar.set_postfix(best=f"{float(state.best_loss[0]):.4g}")
+        if callback is not None:
+            callback(state)
+
+    differential_evolution(objective, [(0.0, 1.0)] * d, popsize=max(1, popsize // d), maxiter=max_iter, seed=seed,
+                           tol=tol, vectorized=True, updating="deferred", polish=False, callback=on_generation,
+                           init="sobol")
+    bar.close()
+    state.z = state.best_z.clone()
+    state.active[:] = False
+    if not torch.isfinite(state.best_loss).any():
+        raise FitDiverged("differential evolution found no parameter point with a finite loss")
+    return state
+
+
+def _stable(problem: Problem, x: torch.Tensor) -> bool:
+    try:
+        problem.simulate(x)
+        return True
+    except NumericalInstabilityError:
+        return False

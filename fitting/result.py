@@ -1,0 +1,178 @@
+"""``FitResult``: the fitted parameters, how the fit went, and checks of the fitted model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .data import FitData, prepare
+
+__all__ = ["FitResult"]
+
+
+class FitResult:
+    """What :func:`tidesim.fit` found.
+
+    Attributes
+    ----------
+    best_params : dict
+        The fitted parameters, SI units (plus nothing else: fixed values stay in ``model``).
+    loss : float
+        The best start's final loss.
+    start_losses : numpy.ndarray
+        ``[n_starts]`` each start's best loss (inf for a start that failed).
+    starts : pandas.DataFrame
+        A row per start: its best parameters, loss, and status (``ok`` or why it stopped).
+    history : pandas.DataFrame
+        A row per start and iteration (generation for ``method="de"``): loss and parameters.
+    model : NeuronModel
+        The model with the fitted parameters as defaults (``model.with_params(**best_params)``).
+    settings : dict
+        How the fit ran: method, loss, dt (s), window (s), input/voltage names, seed, time (s).
+    """
+
+    def __init__(self, model, best_params: dict[str, float], start_losses: np.ndarray, starts: pd.DataFrame,
+                 history: pd.DataFrame, settings: dict[str, Any], data: FitData | None = None):
+        self.base_model = model
+        self.best_params = dict(best_params)
+        self.start_losses = np.asarray(start_losses, dtype=float)
+        self.loss = float(np.min(self.start_losses))
+        self.starts = starts
+        self.history = history
+        self.settings = dict(settings)
+        self.data = data  # the training data (not saved: reload the recording for it)
+
+    @property
+    def model(self):
+        return self.base_model.with_params(**self.best_params)
+
+    # ---------------------------------------------------------------- using the fitted model
+    def _data(self, rec, window) -> FitData:
+        if rec is None:
+            if self.data is None:
+                raise ValueError("pass the recording to compare with (a loaded FitResult holds no data)")
+            return self.data
+        w = window if window is not None else self.settings.get("window")
+        return prepare(rec, dt=self.settings["dt"], window=tuple(w) if w is not None else None)
+
+    def _simulate(self, data: FitData):
+        from .problem import Problem
+
+        names = list(self.best_params)
+        problem = Problem(self.base_model, data, names, input=self.settings["input"],
+                          voltage=self.settings["voltage"])
+        x = torch.tensor([[self.best_params[n] for n in names]], dtype=torch.float64)
+        with torch.no_grad():
+            return problem.simulate(x, record_all=True)
+
+    def predict(self, rec=None, window: tuple[float, float] | None = None):
+        """``SimulationResult`` of the fitted model, one neuron per sweep of ``rec`` (default: the
+        training sweeps), driven by the recorded current at the fit's step ``dt``."""
+        return self._simulate(self._data(rec, window)).result
+
+    def score(self, rec=None, window: tuple[float, float] | None = None, delta: float = 4e-3) -> pd.DataFrame:
+        """A row per sweep: ``spikes_data``, ``spikes_model``, ``gamma`` (coincidence factor within
+        ``delta`` s), ``rmse`` (V, windows around spikes left out) and ``van_rossum`` (tau 10 ms)."""
+        from tidesim import analysis
+
+        data = self._data(rec, window)
+        out = self._simulate(data)
+        res = out.result
+        mask = data.spike_mask(2e-3, 5e-3, extra=out.spikes)[:, 0, :]
+        err2 = ((out.voltage[:, 0, :] - data.voltage) ** 2 * mask).sum(0) / mask.sum(0).clamp_min(1)
+        rows = []
+        for s in range(data.n_sweeps):
+            d_times = np.nonzero(data.spikes[:, s].numpy())[0] * data.dt
+            m_times = np.asarray(res.spike_trains[s])
+            gamma = analysis.gamma_factor([d_times], [m_times], delta=delta, duration=data.duration)[0]
+            vr = analysis.van_rossum_distance([d_times, m_times], tau=10e-3)[0, 1] if len(d_times) + len(m_times) \
+                else 0.0
+            rows.append({"sweep": data.names[s], "current_pA": float(np.median(data.current[:, s].numpy())) * 1e12,
+                         "spikes_data": len(d_times), "spikes_model": len(m_times), "gamma": gamma,
+                         "rmse": float(np.sqrt(err2[s])), "van_rossum": float(vr)})
+        return pd.DataFrame(rows)
+
+    def crossvalidate(self, rec=None, window: tuple[float, float] | None = None, **kw):
+        """Run the fitted model in Brian2 on the sweeps of ``rec`` (default: the training sweeps)
+        and compare with the torch run (:class:`~tidesim.CrossValidationReport`)."""
+        import tidesim as ts
+
+        data = self._data(rec, window)
+        v = self.settings["voltage"]
+        return ts.crossvalidate(self.model, duration=data.n_steps * data.dt, dt=data.dt, n=data.n_sweeps,
+                                inputs={self.settings["input"]: data.current}, initial={v: data.voltage[0]},
+                                record=[v], **kw)
+
+    # ---------------------------------------------------------------- figures
+    def plot(self, rec=None, sweeps: Sequence[int] | None = None, window: tuple[float, float] | None = None):
+        """Data vs model voltage (mV) for some sweeps, and the loss curve of every start."""
+        import matplotlib.pyplot as plt
+
+        data = self._data(rec, window)
+        out = self._simulate(data)
+        sweeps = list(sweeps if sweeps is not None else range(min(data.n_sweeps, 4)))
+        fig, axes = plt.subplots(len(sweeps) + 1, 1, figsize=(9, 2.2 * (len(sweeps) + 1)), squeeze=False)
+        axes = axes[:, 0]
+        t = np.arange(data.n_steps) * data.dt
+        for ax, s in zip(axes, sweeps):
+            ax.plot(t, data.voltage[:, s].numpy() * 1e3, color="0.3", lw=0.7, label="recording")
+            ax.plot(t, out.voltage[:, 0, s].numpy() * 1e3, color="C3", lw=0.7, label="fitted model")
+            ax.set_ylabel("V (mV)")
+            ax.set_title(data.names[s], fontsize=9)
+            ax.set_xlabel("time (s)")
+        axes[0].legend(frameon=False, fontsize=8)
+        ax = axes[-1]
+        if len(self.history):
+            for _, h in self.history.groupby("start"):
+                ax.plot(h["iteration"], np.minimum.accumulate(h["loss"].to_numpy()), lw=0.8, alpha=0.7)
+            ax.set_yscale("log")
+        ax.set_xlabel("iteration")
+        ax.set_ylabel("best loss per start")
+        fig.tight_layout()
+        return fig
+
+    # ---------------------------------------------------------------- persistence
+    def save(self, path: str | Path) -> Path:
+        """Write ``path/fit.json`` (parameters, losses, settings, history) and ``path/model.pt``."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        doc = {"best_params": self.best_params, "start_losses": [float(x) for x in self.start_losses],
+               "settings": _jsonable(self.settings), "starts": self.starts.to_dict(orient="list"),
+               "history": self.history.to_dict(orient="list")}
+        (path / "fit.json").write_text(json.dumps(doc, indent=1, allow_nan=True))
+        torch.save({"model_spec": self.base_model._spec}, path / "model.pt")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "FitResult":
+        """Read a FitResult written by :meth:`save`."""
+        from tidesim.model import NeuronModel
+
+        path = Path(path)
+        doc = json.loads((path / "fit.json").read_text())
+        spec = torch.load(path / "model.pt", weights_only=False)["model_spec"]
+        return cls(NeuronModel(**spec), doc["best_params"], np.asarray(doc["start_losses"]),
+                   pd.DataFrame(doc["starts"]), pd.DataFrame(doc["history"]), doc["settings"])
+
+    def __repr__(self) -> str:
+        from tidesim.units import fmt
+
+        ps = ", ".join(f"{k}={fmt(v, self.base_model.dims[k])}" for k, v in self.best_params.items())
+        return f"FitResult({self.base_model.name}: {ps}; loss={self.loss:.4g})"
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, (np.floating, np.integer)):
+        return x.item()
+    if isinstance(x, (str, int, float, bool)) or x is None:
+        return x
+    return repr(x)
