@@ -61,6 +61,17 @@ def _intervals_or_raise(intervals: np.ndarray, k: int, need: int, what: str) -> 
     return intervals
 
 
+def _per_train(obj: Any, fn, what: str, nan_policy: str) -> np.ndarray:
+    """``fn`` of each train's intervals; a train with fewer than 3 spikes raises (or gives NaN)."""
+    out = []
+    for k, intervals in enumerate(isi(obj)):
+        if len(intervals) < 2 and nan_policy == "nan":
+            out.append(np.nan)
+            continue
+        out.append(float(fn(_intervals_or_raise(intervals, k, 2, what))))
+    return np.asarray(out)
+
+
 def cv_isi(obj: Any, nan_policy: str = "raise") -> np.ndarray:
     """Coefficient of variation of the inter-spike intervals of each train.
 
@@ -68,26 +79,14 @@ def cv_isi(obj: Any, nan_policy: str = "raise") -> np.ndarray:
     """
     from elephant.statistics import cv
 
-    out = []
-    for k, intervals in enumerate(isi(obj)):
-        if len(intervals) < 2 and nan_policy == "nan":
-            out.append(np.nan)
-            continue
-        out.append(float(cv(_intervals_or_raise(intervals, k, 2, "the CV of ISIs"))))
-    return np.asarray(out)
+    return _per_train(obj, cv, "the CV of ISIs", nan_policy)
 
 
 def local_variation(obj: Any, nan_policy: str = "raise") -> np.ndarray:
     """Local variation LV (Shinomoto et al. 2003) of the intervals of each train."""
     from elephant.statistics import lv
 
-    out = []
-    for k, intervals in enumerate(isi(obj)):
-        if len(intervals) < 2 and nan_policy == "nan":
-            out.append(np.nan)
-            continue
-        out.append(float(lv(_intervals_or_raise(intervals, k, 2, "LV"))))
-    return np.asarray(out)
+    return _per_train(obj, lv, "LV", nan_policy)
 
 
 def fano_factor(obj: Any) -> float:
