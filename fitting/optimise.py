@@ -139,7 +139,6 @@ def gradient_fit(problem: Problem, loss: Loss, z0: torch.Tensor, optimizer: str 
             opt.step(closure)
             with torch.no_grad():
                 z[~state.active] = before[~state.active]
-            closure_values = last["values"]
             z_eval = z.detach().clone()
             with torch.no_grad():  # LBFGS's last evaluation may not be at its final point
                 out = problem.simulate(space.to_physical(z_eval))
