@@ -34,7 +34,8 @@ class Recording:
     annotations : dict
         What the file said (neo annotations), plus ``source``, ``channel`` and ``current_source``.
     sweep_annotations : list of dict
-        Per sweep, the neo segment's annotations (``t_start`` in seconds is always there).
+        Per sweep, the neo segment's annotations (``t_start`` in seconds is always there, and
+        ``sweep``, the sweep's number in the file, which :meth:`select` keeps).
     """
 
     def __init__(
@@ -66,7 +67,12 @@ class Recording:
             else [np.zeros(0) for _ in range(voltage.shape[0])]
         self.name = name
         self.annotations = dict(annotations or {})
-        self.sweep_annotations = [dict(a) for a in (sweep_annotations or [{} for _ in range(len(self))])]
+        self.sweep_annotations = [{"sweep": k, **a}
+                                  for k, a in enumerate(sweep_annotations or [{} for _ in range(len(self))])]
+
+    def sweep_number(self, k: int) -> int:
+        """The file's number of this Recording's sweep ``k`` (they differ after :meth:`select`)."""
+        return int(self.sweep_annotations[k]["sweep"])
 
     # -------------------------------------------------------------- shape and selection
     def __len__(self) -> int:
@@ -163,8 +169,9 @@ class Recording:
         for k in range(len(self)):
             ann = self.sweep_annotations[k]
             t0 = float(ann.get("t_start", 0.0)) * pq.s
-            seg = neo.Segment(name=f"sweep {k}", **_neo_safe({a: v for a, v in ann.items() if a != "t_start"}))
-            seg.annotate(sweep=k)
+            seg = neo.Segment(name=f"sweep {self.sweep_number(k)}",
+                              **_neo_safe({a: v for a, v in ann.items() if a not in ("t_start", "sweep")}))
+            seg.annotate(sweep=self.sweep_number(k))
             vm = neo.AnalogSignal(self.voltage[k].numpy()[:, None], units=pq.V, sampling_period=self.dt * pq.s,
                                   t_start=t0, name="voltage")
             seg.analogsignals.append(vm)

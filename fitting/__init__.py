@@ -5,6 +5,7 @@
 """
 
 from .api import fit
+from .baseline import poisson_baseline
 from .data import FitData, prepare
 from .errors import BoundsError, FitDiverged, FitError
 from .losses import (
@@ -20,8 +21,9 @@ from .losses import (
     default_loss,
 )
 from .parameters import ParameterSpace
+from .report import parameter_table, write_report
 from .result import FitResult
 
 __all__ = ["fit", "FitResult", "FitData", "prepare", "ParameterSpace", "Loss", "ModelOutput", "TraceMSE",
            "VanRossum", "SpikeCount", "FirstSpikeLatency", "GammaFactor", "Feature", "UserLoss", "default_loss",
-           "FitError", "BoundsError", "FitDiverged"]
+           "FitError", "BoundsError", "FitDiverged", "poisson_baseline", "parameter_table", "write_report"]

@@ -107,8 +107,10 @@ def fit(
                        f"({', '.join(data.names)}) hold no spikes; use loss='trace' or add spiking sweeps")
     problem = Problem(model, data, space, input=input, voltage=voltage, engine=engine, surrogate=surrogate)
     t0 = time.perf_counter()
+    label = method
     if method == "auto":  # global search, then gradient polishing of the sub-threshold trace
         method, refine = "de", refine or 50
+        label = f"auto (differential evolution, then {refine} Adam steps on the trace)"
     if method == "de":
         state = evolution_fit(problem, loss_fn, popsize=n_starts, max_iter=max_iter, seed=seed, progress=progress,
                               callback=callback)
@@ -136,7 +138,7 @@ def fit(
     for b in range(x.shape[0]):
         rows.append({"start": b, **space.as_dict(x[b]), "loss": float(state.best_loss[b]),
                      "status": state.failed.get(b, "ok")})
-    settings = {"method": method, "loss": repr(loss_fn), "dt": data.dt, "window": window, "input": input,
+    settings = {"method": label, "loss": repr(loss_fn), "dt": data.dt, "window": window, "input": input,
                 "voltage": voltage, "n_starts": n_starts, "seed": seed, "max_iter": max_iter, "lr": lr,
                 "iterations": state.iteration, "evaluations": state.evaluations, "seconds": elapsed,
                 "sweeps": data.names, "bounds": space.describe(), "model": model.name}

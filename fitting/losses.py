@@ -239,11 +239,11 @@ class UserLoss(Loss):
 def default_loss() -> Loss:
     """Sub-threshold trace with spike windows masked, plus spike timing and counts: what works on
     real current-clamp data without penalising the model's spike shape."""
-    return TraceMSE() + VanRossum(tau=10e-3) + 0.5 * SpikeCount()
+    return TraceMSE() + VanRossum(tau=10e-3) + SpikeCount()
 
 
 _NAMED = {
-    "default": default_loss, "trace": lambda: TraceMSE(), "spikes": lambda: VanRossum() + 0.5 * SpikeCount(),
+    "default": default_loss, "trace": lambda: TraceMSE(), "spikes": lambda: VanRossum() + SpikeCount(),
     "van_rossum": lambda: VanRossum(), "count": lambda: SpikeCount(), "gamma": lambda: GammaFactor(),
     "latency": lambda: FirstSpikeLatency(),
 }

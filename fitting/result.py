@@ -75,10 +75,17 @@ class FitResult:
         training sweeps), driven by the recorded current at the fit's step ``dt``."""
         return self._simulate(self._data(rec, window)).result
 
-    def score(self, rec=None, window: tuple[float, float] | None = None, delta: float = 4e-3) -> pd.DataFrame:
-        """A row per sweep: ``spikes_data``, ``spikes_model``, ``gamma`` (coincidence factor within
-        ``delta`` s), ``rmse`` (V, windows around spikes left out) and ``van_rossum`` (tau 10 ms)."""
+    def score(self, rec=None, window: tuple[float, float] | None = None, delta: float = 4e-3,
+              baseline: bool = True) -> pd.DataFrame:
+        """A row per sweep: ``step_pA`` (the largest injected current, or the most negative where
+        nothing rises above the sweep's first sample),
+        ``spikes_data``, ``spikes_model``, ``gamma`` (coincidence factor within ``delta`` s),
+        ``rmse`` (V, windows around spikes left out), ``van_rossum`` (tau 10 ms) and, with
+        ``baseline``, ``gamma_poisson``/``gamma_poisson_p95``: what rate-matched Poisson trains
+        score (:func:`~tidesim.fitting.poisson_baseline`)."""
         from tidesim import analysis
+
+        from .baseline import poisson_baseline
 
         data = self._data(rec, window)
         out = self._simulate(data)
@@ -92,10 +99,17 @@ class FitResult:
             gamma = analysis.gamma_factor([d_times], [m_times], delta=delta, duration=data.duration)[0]
             vr = analysis.van_rossum_distance([d_times, m_times], tau=10e-3)[0, 1] if len(d_times) + len(m_times) \
                 else 0.0
-            rows.append({"sweep": data.names[s], "current_pA": float(np.median(data.current[:, s].numpy())) * 1e12,
+            current = data.current[:, s].numpy()
+            step = current.max() if current.max() > current[0] + 1e-15 else current.min()
+            rows.append({"sweep": data.names[s], "step_pA": round(float(step) * 1e12, 6),
                          "spikes_data": len(d_times), "spikes_model": len(m_times), "gamma": gamma,
-                         "rmse": float(np.sqrt(err2[s])), "van_rossum": float(vr)})
-        return pd.DataFrame(rows)
+                         "rmse": float(err2[s].sqrt()), "van_rossum": float(vr)})
+        table = pd.DataFrame(rows)
+        if baseline:
+            base = poisson_baseline(data, delta=delta, n_draws=100)
+            table["gamma_poisson"] = base["gamma_poisson"].to_numpy()
+            table["gamma_poisson_p95"] = base["gamma_poisson_p95"].to_numpy()
+        return table
 
     def crossvalidate(self, rec=None, window: tuple[float, float] | None = None, **kw):
         """Run the fitted model in Brian2 on the sweeps of ``rec`` (default: the training sweeps)

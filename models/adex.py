@@ -7,7 +7,7 @@ E_L = -70.6 mV, V_T = -50.4 mV, Delta_T = 2 mV, tau_w = 144 ms, a = 4 nS, b = 0.
 Spikes are cut at ``V_T + 5 Delta_T`` and reset to ``V_reset = E_L``, as in Brian2's example.
 """
 
-from brian2 import ms, mV, nA, nS, pF
+from brian2 import ms, mV, nA, nS, pA, pF
 
 from tidesim.model import NeuronModel
 
@@ -26,6 +26,19 @@ PARAMETERS = {
     "I": 0 * nA,  # injected current
 }
 VALIDATION = {"input": "I", "amplitudes": (0.8e-9, 1.0e-9, 1.4e-9), "dt": 1e-4}
+#: Search ranges for fitting whole-cell current-clamp recordings of cortical neurons (what
+#: ``tidesim fit`` uses for a parameter named without bounds).
+FIT_BOUNDS = {
+    "C": (20 * pF, 500 * pF),
+    "gL": (1 * nS, 50 * nS),
+    "EL": (-90 * mV, -50 * mV),
+    "VT": (-65 * mV, -30 * mV),
+    "DeltaT": (0.5 * mV, 8 * mV),
+    "a": (-5 * nS, 20 * nS),
+    "b": (0 * pA, 400 * pA),
+    "tau_w": (5 * ms, 800 * ms),
+    "V_reset": (-85 * mV, -35 * mV),
+}
 
 
 def build(**overrides) -> NeuronModel:

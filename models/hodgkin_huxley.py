@@ -26,6 +26,14 @@ PARAMETERS = {
     "I": 0 * nA,
 }
 VALIDATION = {"input": "I", "amplitudes": (1.5e-9, 2.5e-9, 4e-9), "dt": 5e-5}
+#: Search ranges for fitting current-clamp recordings (``tidesim fit`` defaults).
+FIT_BOUNDS = {
+    "g_Na": (20 * mS / cm**2, 300 * mS / cm**2),
+    "g_K": (5 * mS / cm**2, 100 * mS / cm**2),
+    "g_L": (0.01 * mS / cm**2, 1 * mS / cm**2),
+    "E_L": (-80 * mV, -50 * mV),
+    "area": (1000 * umetre**2, 100000 * umetre**2),
+}
 
 
 def build(**overrides) -> NeuronModel:

@@ -32,6 +32,15 @@ PARAMETERS = {
     "I": 0 * nA,
 }
 VALIDATION = {"input": "I", "amplitudes": (5e-9, 10e-9, 15e-9), "dt": 1e-4}
+#: Search ranges for fitting current-clamp recordings (``tidesim fit`` defaults); R scales the
+#: recorded current (A) to the paper's input (mV).
+FIT_BOUNDS = {
+    "a": (0.005 / ms, 0.2 / ms),
+    "b": (-0.1, 0.4),
+    "c": (-80 * mV, -40 * mV),
+    "d": (0 * mV, 12 * mV),
+    "R": (1 * Mohm, 1000 * Mohm),
+}
 
 
 def preset(name: str) -> dict:

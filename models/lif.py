@@ -21,6 +21,14 @@ PARAMETERS = {
 }
 #: A deterministic drive that makes the model fire repeatedly (used by `tidesim validate`).
 VALIDATION = {"input": "I", "amplitudes": (0.25e-9, 0.35e-9, 0.5e-9), "dt": 1e-4}
+#: Search ranges for fitting current-clamp recordings (``tidesim fit`` defaults).
+FIT_BOUNDS = {
+    "E_L": (-90 * mV, -50 * mV),
+    "R": (10 * Mohm, 1000 * Mohm),
+    "tau_m": (2 * ms, 100 * ms),
+    "V_th": (-65 * mV, -30 * mV),
+    "V_reset": (-85 * mV, -40 * mV),
+}
 
 
 def build(**overrides) -> NeuronModel:

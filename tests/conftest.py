@@ -25,3 +25,19 @@ def lif_model(lif_equations):
         parameters={"E_L": -70 * b2.mV, "R": 100 * b2.Mohm, "tau_m": 10 * b2.ms, "V_th": -50 * b2.mV,
                     "V_reset": -65 * b2.mV},
         initial={"v": -70 * b2.mV}, method="exponential_euler", name="test-lif")
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory):
+    """`tidesim demo` (the README's main job) run once: AdEx fitted to the shipped regular-spiking
+    cell, Brian2 on its numpy target. Returns (exit code, printed text, output folder)."""
+    import contextlib
+    import io
+
+    from tidesim import cli
+
+    out = tmp_path_factory.mktemp("demo")
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        code = cli.main(["demo", "--out", str(out), "--target", "numpy"])
+    return code, buf.getvalue(), out

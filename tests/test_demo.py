@@ -1,20 +1,26 @@
-"""The README's main job: `tidesim demo` on the shipped real recording."""
+"""The README's main job: `tidesim demo` fits AdEx to the shipped real recording."""
 
 import pandas as pd
 
-from tidesim import cli
+from tidesim.fitting import FitResult
 
 
-def test_demo_runs_on_the_real_recording(tmp_path, capsys):
-    code = cli.main(["demo", "--out", str(tmp_path), "--target", "numpy"])
-    out = capsys.readouterr().out
+def test_demo_fits_scores_and_crossvalidates(demo_run):
+    code, out, folder = demo_run
     assert code == 0, out
-    assert "loaded regular_spiking: 4 sweeps" in out and "PASSED" in out
-    table = pd.read_csv(tmp_path / "sweeps.csv")
-    assert table.sweep.tolist() == [4, 8, 12, 16]
-    assert table.spikes_data.tolist() == [0, 6, 12, 18]  # PROVENANCE.md: spikes per sweep
-    assert table.step_pA.tolist() == [0.0, 100.0, 200.0, 300.0]
-    assert table.spikes_model.iloc[-1] > table.spikes_model.iloc[1] > 0  # more drive, more spikes
-    for name in ("crossvalidation.csv", "recording_vs_model.png", "crossvalidation.png"):
-        assert (tmp_path / name).stat().st_size > 0
-    assert "spikes per nS" in out  # gradients through the simulator were computed
+    assert "loaded regular_spiking through neo: 17 sweeps" in out
+    assert "Brian2 cross-validation of the fitted model: PASSED" in out
+    for name in ("parameters.csv", "starts.csv", "history.csv", "score_train.csv", "score_test.csv",
+                 "fit_train.png", "fit_test.png", "crossvalidation.csv", "crossvalidation.png", "report.md"):
+        assert (folder / name).stat().st_size > 0, name
+    params = pd.read_csv(folder / "parameters.csv")
+    assert params.parameter.tolist() == ["C", "gL", "EL", "VT", "DeltaT", "a", "b", "tau_w", "V_reset"]
+    train, test = pd.read_csv(folder / "score_train.csv"), pd.read_csv(folder / "score_test.csv")
+    # PROVENANCE.md: spikes per sweep of the file, by the file's sweep numbers
+    assert train.spikes_data.tolist() == [0, 2, 6, 10, 12, 16, 18]
+    assert test.spikes_data.tolist() == [3, 8, 12, 14, 16]
+    assert test.step_pA.tolist() == [75.0, 125.0, 175.0, 225.0, 275.0]
+    # the saved fit reloads with the same parameters as the table
+    fit = FitResult.load(folder / "fit")
+    assert [fit.best_params[p] for p in params.parameter] == params.value.tolist()
+    assert "## Held-out sweeps" in (folder / "report.md").read_text()

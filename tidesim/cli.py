@@ -1,4 +1,4 @@
-"""Command line: ``tidesim models``, ``tidesim validate MODEL``, ``tidesim demo``."""
+"""Command line: ``tidesim models``, ``tidesim validate MODEL``, ``tidesim fit FILE``, ``tidesim demo``."""
 
 from __future__ import annotations
 
@@ -71,7 +71,9 @@ def _validate(args) -> int:
 def _demo(args) -> int:
     from tidesim.demo import run_demo
 
-    return run_demo(args.out, target=args.target)
+    result = run_demo(args.out, target=args.target)
+    report = result["crossvalidation"]
+    return 0 if report is None or report.passed else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,12 +91,16 @@ def main(argv: list[str] | None = None) -> int:
     val.add_argument("--input", type=float, default=None, help="step amplitude in amperes (default: a range)")
     val.add_argument("--target", default="auto", choices=["auto", "cython", "numpy"], help="Brian2 target")
     val.add_argument("--out", default=None, help="folder for the table (CSV) and figure (PNG)")
+    from tidesim import fit_command
+
+    fit_command.add_parser(sub)
     demo = sub.add_parser("demo", help="the main job on a shipped real recording (see tidesim/demo.py)")
     demo.add_argument("--out", default="tidesim-demo", help="folder for tables and figures")
     demo.add_argument("--target", default="auto", choices=["auto", "cython", "numpy"], help="Brian2 target")
     args = parser.parse_args(argv)
     try:
-        return {"models": _models, "validate": _validate, "demo": _demo}[args.command](args)
+        commands = {"models": _models, "validate": _validate, "fit": fit_command.run, "demo": _demo}
+        return commands[args.command](args)
     except (TidesimError, ValueError) as exc:  # the user's mistake: say it plainly, no traceback
         print(f"tidesim: error: {exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,150 @@
+"""A fit's outputs on disk: parameter table (CSV), scores, figures (PNG) and a short report.
+
+Shared by ``tidesim fit`` and ``tidesim demo``, and usable from Python::
+
+    fit = ts.fit(model, rec.select(train), params=...)
+    paths = write_report(fit, "out/", test=rec.select(test))
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["parameter_table", "write_report"]
+
+
+def parameter_table(fit) -> pd.DataFrame:
+    """A row per fitted parameter: SI value and unit, a readable value, bounds and scale."""
+    from tidesim.units import fmt, unit_name
+
+    bounds = {b["name"]: b for b in fit.settings.get("bounds", [])}
+    rows = []
+    for name, value in fit.best_params.items():
+        dim = fit.base_model.dims[name]
+        b = bounds.get(name, {})
+        rows.append({"parameter": name, "value": value, "unit": unit_name(dim), "readable": fmt(value, dim),
+                     "low": b.get("low", ""), "high": b.get("high", ""), "scale": b.get("scale", "")})
+    return pd.DataFrame(rows)
+
+
+def write_report(fit, out: str | Path, test=None, window: tuple[float, float] | None = None,
+                 crossvalidate: bool = True, target: str = "auto", quiet: bool = False) -> dict[str, Any]:
+    """Write what a lab keeps of a fit to the folder ``out``.
+
+    Files: ``parameters.csv``, ``starts.csv``, ``history.csv``, ``score_train.csv`` (and
+    ``score_test.csv`` for held-out sweeps ``test``, a Recording), ``fit_train.png``
+    (``fit_test.png``), ``crossvalidation.csv``/``.png`` (the fitted model run in Brian2 on the
+    training sweeps, ``target`` its code target), ``report.md`` and ``fit/`` (:meth:`FitResult.save`).
+
+    Returns ``{"paths": {...}, "parameters": DataFrame, "train": DataFrame, "test": DataFrame | None,
+    "crossvalidation": CrossValidationReport | None}``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {}
+
+    def say(msg: str) -> None:
+        if not quiet:
+            print(msg)
+
+    params = parameter_table(fit)
+    paths["parameters"] = out / "parameters.csv"
+    params.to_csv(paths["parameters"], index=False)
+    paths["starts"] = out / "starts.csv"
+    fit.starts.to_csv(paths["starts"], index=False)
+    paths["history"] = out / "history.csv"
+    fit.history.to_csv(paths["history"], index=False)
+
+    train = fit.score()
+    paths["score_train"] = out / "score_train.csv"
+    train.to_csv(paths["score_train"], index=False)
+    fig = fit.plot(sweeps=range(min(4, fit.data.n_sweeps)) if fit.data is not None else None)
+    paths["fit_train"] = out / "fit_train.png"
+    fig.savefig(paths["fit_train"], dpi=100)
+    plt.close(fig)
+
+    test_table = None
+    if test is not None:
+        test_table = fit.score(test, window=window)
+        paths["score_test"] = out / "score_test.csv"
+        test_table.to_csv(paths["score_test"], index=False)
+        fig = fit.plot(test, window=window, sweeps=range(min(4, len(test))))
+        paths["fit_test"] = out / "fit_test.png"
+        fig.savefig(paths["fit_test"], dpi=100)
+        plt.close(fig)
+
+    report = None
+    if crossvalidate:
+        report = fit.crossvalidate(target=target)
+        paths["crossvalidation"] = out / "crossvalidation.csv"
+        report.to_dataframe().to_csv(paths["crossvalidation"])
+        fig = report.plot(neurons=[int(np.argmax(train["spikes_data"].to_numpy()))])
+        paths["crossvalidation_png"] = out / "crossvalidation.png"
+        fig.savefig(paths["crossvalidation_png"], dpi=100)
+        plt.close(fig)
+
+    paths["fit"] = fit.save(out / "fit")
+    paths["report"] = out / "report.md"
+    paths["report"].write_text(_markdown(fit, params, train, test_table, report))
+    say(f"\nfitted {fit.base_model.name} ({fit.settings['method']}, {fit.settings['evaluations']} simulations "
+        f"in {fit.settings['seconds']:.0f} s), loss {fit.loss:.4g}:")
+    say(params[["parameter", "readable", "low", "high"]].to_string(index=False))
+    say("\ntraining sweeps:\n" + _brief(train))
+    if test_table is not None:
+        say("\nheld-out sweeps:\n" + _brief(test_table))
+    if report is not None:
+        say(f"\nBrian2 cross-validation of the fitted model: {'PASSED' if report.passed else 'FAILED'}")
+    say(f"\nwritten to {out}/: " + ", ".join(sorted(p.name for p in paths.values())))
+    return {"paths": paths, "parameters": params, "train": train, "test": test_table, "crossvalidation": report}
+
+
+_COLUMNS = ["sweep", "step_pA", "spikes_data", "spikes_model", "gamma", "gamma_poisson", "rmse"]
+
+
+def _brief(table: pd.DataFrame) -> str:
+    t = table[[c for c in _COLUMNS if c in table]].copy()
+    if "rmse" in t:
+        t["rmse"] = t["rmse"] * 1e3
+        t = t.rename(columns={"rmse": "rmse_mV"})
+    return t.to_string(index=False, float_format=lambda x: f"{x:.3g}")
+
+
+def summary(table: pd.DataFrame) -> dict[str, float]:
+    """Totals of a score table: spike counts, their relative error, mean gamma vs the baseline."""
+    spiking = table[table["spikes_data"] > 0]
+    nd, nm = int(table["spikes_data"].sum()), int(table["spikes_model"].sum())
+    return {"spikes_data": nd, "spikes_model": nm, "count_error": (nm - nd) / nd if nd else float("nan"),
+            "gamma": float(spiking["gamma"].mean()) if len(spiking) else float("nan"),
+            "gamma_poisson": float(spiking["gamma_poisson"].mean())
+            if "gamma_poisson" in spiking and len(spiking) else float("nan")}
+
+
+def _markdown(fit, params, train, test, report) -> str:
+    s = fit.settings
+    lines = [f"# Fit of {fit.base_model.name}", "",
+             f"- sweeps fitted: {', '.join(s['sweeps'])}",
+             f"- method {s['method']}, loss `{s['loss']}`, dt {s['dt'] * 1e3:g} ms, window {s.get('window')} s, "
+             f"seed {s.get('seed')}",
+             f"- {s['evaluations']} simulations in {s['seconds']:.1f} s; best loss {fit.loss:.4g}", "",
+             "## Parameters", "", "```", params.to_string(index=False), "```", ""]
+    for title, table in (("Training sweeps", train), ("Held-out sweeps", test)):
+        if table is None:
+            continue
+        tot = summary(table)
+        lines += [f"## {title}", "", "```", _brief(table), "```", "",
+                  f"Total spikes: recording {tot['spikes_data']}, model {tot['spikes_model']} "
+                  f"({100 * tot['count_error']:+.1f}%); mean gamma {tot['gamma']:.3f} "
+                  f"(rate-matched Poisson: {tot['gamma_poisson']:.3f}).", ""]
+    if report is not None:
+        lines += ["## Brian2 cross-validation", "", "```", str(report), "```", ""]
+    return "\n".join(lines)
+
