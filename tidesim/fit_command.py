@@ -12,9 +12,15 @@ import re
 from pathlib import Path
 from typing import Any
 
+from brian2.units import allunits as b2u
+
 __all__ = ["add_parser", "run", "parse_quantity", "parse_params", "parse_protocol"]
 
-_NUMBER_UNIT = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([A-Za-z_][\w/*^]*)?\s*$")
+_NUMBER_UNIT = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([A-Za-z_/][\w/*^]*)?\s*$")
+
+
+# SI symbols Brian2 spells out (it has ``second``, ``amp``, ...; ``ms``, ``pA`` are its own)
+_SI_SYMBOLS = {"s": b2u.second, "A": b2u.amp, "V": b2u.volt, "S": b2u.siemens, "F": b2u.farad, "mS": b2u.msiemens}
 
 
 def parse_quantity(text: str, what: str) -> Any:
@@ -27,12 +33,13 @@ def parse_quantity(text: str, what: str) -> Any:
     number, unit = float(m.group(1)), m.group(2)
     if not unit:
         return number
-    expr = unit.replace("^", "**")
+    units = {**DEFAULT_UNITS, **_SI_SYMBOLS}
+    expr = ("1" + unit if unit.startswith("/") else unit).replace("^", "**")
     names = re.findall(r"[A-Za-z_]\w*", expr)
-    unknown = [n for n in names if n not in DEFAULT_UNITS]
+    unknown = [n for n in names if n not in units]
     if unknown:
         raise ValueError(f"{what}: unknown unit {unknown[0]!r} in {text!r}")
-    return number * eval(expr, {"__builtins__": {}}, {n: DEFAULT_UNITS[n] for n in names})  # units only
+    return number * eval(expr, {"__builtins__": {}}, {n: units[n] for n in names})  # units only
 
 
 def parse_params(text: str | None, model_name: str) -> dict[str, tuple]:
