@@ -19,14 +19,17 @@ from .errors import (
     UnknownIdentifierError,
 )
 from .model import NeuronModel
+from .network import Network
 from .result import SimulationResult
 from .simulation import simulate
+from .synapses import SynapseModel
 from .validation import CrossValidationReport, crossvalidate
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "NeuronModel", "SimulationResult", "simulate", "crossvalidate", "CrossValidationReport", "fit", "FitResult",
+    "NeuronModel", "SynapseModel", "Network",
+    "SimulationResult", "simulate", "crossvalidate", "CrossValidationReport", "fit", "FitResult",
     "surrogate", "models", "datasets", "fitting", "analysis", "TidesimError", "ModelError", "EquationSyntaxError",
     "UnitMismatchError", "UnknownIdentifierError", "MissingParameterError", "ShapeError",
     "SimulationError", "NumericalInstabilityError", "BackendError",

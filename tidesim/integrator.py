@@ -155,6 +155,12 @@ class _Stepper:
         return out
 
     def step(self, i: int, state: dict) -> tuple[dict, torch.Tensor, list[torch.Tensor]]:
+        new, spikes, recorded, pending = self.advance(i, state)
+        return self.reset(new, pending), spikes, recorded
+
+    def advance(self, i: int, state: dict):
+        """Record, update and test the threshold: the part of a step before synaptic propagation.
+        Returns the new (not yet reset) state, spikes, recorded values and what the reset needs."""
         env = self.env_at(i, state)
         recorded = self._record(env)
         nr = None
@@ -170,6 +176,7 @@ class _Stepper:
                 value = torch.where(nr, value, state[name])
             new[name] = value
         spikes = torch.zeros(self.cfg.n, dtype=self.cfg.dtype, device=self.cfg.device)
+        pending = None
         if self.fns.threshold is not None:
             env.update(new)
             cond, margin = _call(self.fns.threshold, env)
@@ -187,17 +194,28 @@ class _Stepper:
                 new["_last"] = torch.where(cond, i, state["_last"])
             elif self.kind == "condition":
                 new["_nr"] = nr & ~cond
-            if self.fns.reset is not None and (self.needs_grad or bool(cond.any())):
-                env.update(new)
-                env["_s"] = spikes.detach() if self.cfg.detach_reset else spikes
-                fn, args = self.fns.reset
-                new.update(zip(self.reset_targets, fn(*[env[a] for a in args])))
+            pending = (env, cond, spikes)
         elif self.kind == "condition":
             new["_nr"] = nr
         for key in ("_last", "_nr"):
             if key in state and key not in new:
                 new[key] = state[key]
-        return new, spikes, recorded
+        return new, spikes, recorded, pending
+
+    def reset(self, new: dict, pending) -> dict:
+        """Reset the neurons that spiked (``pending`` from :meth:`advance`); ``new`` may have been
+        changed in between (synaptic effects on the post-synaptic population)."""
+        if pending is None or self.fns.reset is None:
+            return new
+        env, cond, spikes = pending
+        if not (self.needs_grad or bool(cond.any())):
+            return new
+        env.update(new)
+        env["_s"] = spikes.detach() if self.cfg.detach_reset else spikes
+        fn, args = self.fns.reset
+        new = dict(new)
+        new.update(zip(self.reset_targets, fn(*[env[a] for a in args])))
+        return new
 
     def run(self, i0: int, i1: int, state: dict) -> tuple[dict, torch.Tensor, list[torch.Tensor]]:
         spikes, recs = [], []

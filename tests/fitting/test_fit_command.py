@@ -60,7 +60,8 @@ def test_fit_command_writes_table_figures_and_report(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["fit", "no_such_cell"], "neither a file nor a shipped recording"),
-    (["fit", "axon_steps", "--sweeps", "3,12"], "--sweeps: sweep 12 does not exist (the recording has sweeps 0-8)"),
+    (["fit", "axon_steps", "--sweeps", "3,12"],
+     "--sweeps: sweep 12 does not exist (the recording has sweeps 0-8)"),
     (["fit", "axon_steps", "--params", "a=5nS:1nS"], "bounds of 'a' are empty"),
     (["fit", "axon_steps", "--params", "a=1mV:5mV"], "lower bound of 'a' is in V but adex's a is in S"),
     (["fit", "axon_steps", "--model", "adex", "--params", "zeta=0:1"], "adex has no parameter 'zeta' to fit"),

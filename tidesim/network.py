@@ -1,0 +1,276 @@
+"""``ts.Network``: named populations and the projections between them, simulated in torch.
+
+One step follows Brian2's default schedule for the whole network: every population records and
+updates and tests its threshold; then every projection delivers the spikes due now (pre-synaptic
+spikes of ``delay`` steps ago) through its ``on_pre`` statements; then spiking neurons are reset.
+Propagation is event-driven: only synapses of neurons that spiked are touched, so a step costs per
+spike, not per synapse. Gradients flow to synaptic variables (``w``) and through the spikes'
+surrogate into the pre-synaptic neurons that spiked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from .errors import ModelError, ShapeError, TidesimError, UnknownIdentifierError
+from .synapses import BoundSynapse, SynapseModel
+
+__all__ = ["Network", "Population", "SpikeSource", "Projection"]
+
+
+class NetworkError(TidesimError, ValueError):
+    """A network built wrongly: unknown populations, shapes, delays."""
+
+
+@dataclass
+class Population:
+    """``n`` neurons of one model, with per-neuron parameters and initial values."""
+
+    name: str
+    model: Any
+    n: int
+    params: dict[str, Any] = field(default_factory=dict)
+    initial: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SpikeSource:
+    """``n`` spike-emitting units: given spike times (``indices``, ``times`` s) or Poisson ``rates`` (Hz)."""
+
+    name: str
+    n: int
+    indices: np.ndarray | None = None
+    times: np.ndarray | None = None
+    rates: Any = None
+
+    model = None
+
+    def raster(self, n_steps: int, dt: float, dtype, generator: torch.Generator) -> torch.Tensor:
+        out = torch.zeros(n_steps, self.n, dtype=dtype)
+        if self.times is not None:
+            steps = np.round(self.times / dt).astype(int)  # Brian2's SpikeGeneratorGroup time bins
+            pairs = steps.astype(np.int64) * self.n + self.indices
+            uniq, counts = np.unique(pairs, return_counts=True)
+            if np.any(counts > 1):
+                step, unit = divmod(int(uniq[np.argmax(counts > 1)]), self.n)
+                raise NetworkError(f"spike source {self.name!r}: unit {unit} has more than one spike in the step "
+                                   f"at t = {step * dt * 1e3:g} ms (dt = {dt * 1e3:g} ms); as in Brian2, at most "
+                                   "one spike per unit and step")
+            keep = steps < n_steps
+            out[torch.from_numpy(steps[keep]), torch.from_numpy(self.indices[keep])] = 1.0
+        if self.rates is not None:
+            rates = torch.as_tensor(self.rates, dtype=dtype).expand(self.n)
+            out = torch.maximum(out, (torch.rand(n_steps, self.n, generator=generator, dtype=dtype)
+                                      < rates * dt).to(dtype))
+        return out
+
+
+@dataclass
+class Projection:
+    """Synapses from ``pre`` to ``post``: source ``i`` and target ``j`` per synapse, the synaptic
+    variables per synapse, and each synapse's delay in whole steps."""
+
+    name: str
+    pre: str
+    post: str
+    synapse: SynapseModel
+    i: torch.Tensor
+    j: torch.Tensor
+    values: dict[str, torch.Tensor]
+    delay: Any  # seconds: a float or one per synapse
+    bound: BoundSynapse | None = None
+
+    @property
+    def n_synapses(self) -> int:
+        return int(self.i.numel())
+
+
+class Network:
+    """Populations of neuron models and projections between them.
+
+    >>> net = ts.Network()
+    >>> net.add_spike_source("inp", 10, indices=[0, 3], times=[5e-3, 8e-3])
+    >>> net.add_population("exc", lif, 100)
+    >>> net.connect("inp", "exc", ts.SynapseModel("w : volt", on_pre="v_post += w"),
+    ...             connectivity=0.1, params={"w": 0.5e-3}, delay=1e-3, seed=0)
+    >>> results = net.run(0.1)            # {"exc": SimulationResult, "inp": SimulationResult}
+    """
+
+    def __init__(self, name: str = "network"):
+        self.name = name
+        self.populations: dict[str, Population | SpikeSource] = {}
+        self.projections: list[Projection] = []
+
+    # ------------------------------------------------------------------ building
+    def add_population(self, name: str, model, n: int, params: Mapping[str, Any] | None = None,
+                       initial: Mapping[str, Any] | None = None) -> Population:
+        """Add ``n`` neurons of ``model`` named ``name`` (per-neuron ``params``/``initial`` allowed)."""
+        self._new_name(name)
+        _check_model(model)
+        if int(n) < 1:
+            raise NetworkError(f"population {name!r} needs at least one neuron, got n={n}")
+        pop = Population(name, model, int(n), dict(params or {}), dict(initial or {}))
+        self.populations[name] = pop
+        return pop
+
+    def add_spike_source(self, name: str, n: int, indices: Sequence[int] | None = None,
+                         times: Sequence[float] | None = None, rates: Any = None) -> SpikeSource:
+        """Add ``n`` spike sources: spike ``times`` (s) of units ``indices`` (a spike generator), and/or
+        Poisson ``rates`` (Hz, scalar or per unit)."""
+        self._new_name(name)
+        idx = tms = None
+        if times is not None:
+            tms = np.asarray([float(t) for t in times], dtype=float)
+            idx = np.asarray(indices if indices is not None else np.zeros(len(tms)), dtype=int)
+            if idx.shape != tms.shape:
+                raise ShapeError(f"spike source {name!r}: {len(idx)} indices but {len(tms)} times")
+            if len(idx) and (idx.min() < 0 or idx.max() >= n):
+                raise NetworkError(f"spike source {name!r} has {n} units; index {int(idx.max())} does not exist")
+            if len(tms) and tms.min() < 0:
+                raise NetworkError(f"spike source {name!r}: spike times must be >= 0 s, got {tms.min()}")
+        src = SpikeSource(name, int(n), idx, tms, rates)
+        self.populations[name] = src
+        return src
+
+    def connect(self, pre: str, post: str, synapse: SynapseModel, connectivity: Any = "all",
+                params: Mapping[str, Any] | None = None, delay: Any = 0.0, seed: int | None = None,
+                name: str | None = None) -> Projection:
+        """Connect population ``pre`` to ``post`` through ``synapse``.
+
+        ``connectivity``: ``"all"``, ``"one_to_one"``, a probability ``p`` (each pair independently,
+        reproducible by ``seed``), ``(i, j)`` index arrays, or an ``[n_pre, n_post]`` weight matrix
+        (its non-zero entries are the synapses, their values the first synaptic variable).
+        ``params``: synaptic variables, scalars or one value per synapse (tensors may require grad).
+        ``delay``: seconds, a scalar or one per synapse, a whole number of steps at run time.
+        """
+        for role, pop in (("pre", pre), ("post", post)):
+            if pop not in self.populations:
+                raise NetworkError(f"{self.name} has no population {pop!r} to connect as {role}; it has "
+                                   f"{', '.join(self.populations) or 'none'}")
+        p_pre, p_post = self.populations[pre], self.populations[post]
+        if isinstance(p_post, SpikeSource):
+            raise NetworkError(f"{post!r} is a spike source; it cannot receive synapses")
+        i, j, matrix = self._pairs(connectivity, p_pre.n, p_post.n, pre, post, seed)
+        values: dict[str, torch.Tensor] = {}
+        given = dict(params or {})
+        if matrix is not None:
+            if not synapse.variables:
+                raise NetworkError("a weight matrix needs a synaptic variable to hold it (e.g. model='w : volt')")
+            first = synapse.variables[0]
+            if first in given:
+                raise NetworkError(f"{first!r} is given both by the weight matrix and in params")
+            given[first] = matrix[i, j]
+        unknown = [k for k in given if k not in synapse.variables]
+        if unknown:
+            raise UnknownIdentifierError(f"synapse {synapse.name!r} has no variable "
+                                         f"{', '.join(map(repr, unknown))}; its variables are "
+                                         f"{', '.join(synapse.variables) or 'none'}")
+        n_syn = int(i.numel())
+        for var in synapse.variables:
+            value = given.get(var, synapse.parameters.get(var, 0.0))
+            t = value if isinstance(value, torch.Tensor) else torch.as_tensor(
+                np.asarray(_si(value), dtype=float), dtype=torch.float64)
+            if t.ndim == 0:
+                t = t.expand(n_syn)
+            if t.shape != (n_syn,):
+                raise ShapeError(f"synaptic variable {var!r} of {pre}->{post} has shape {tuple(t.shape)}; "
+                                 f"expected a scalar or [{n_syn}] (one per synapse)")
+            values[var] = t
+        delay = _si(delay)
+        d = np.asarray(delay, dtype=float)
+        if d.ndim not in (0, 1) or (d.ndim == 1 and d.shape[0] != n_syn):
+            raise ShapeError(f"delay of {pre}->{post} has shape {d.shape}; expected a scalar or [{n_syn}]")
+        if np.any(d < 0) or not np.all(np.isfinite(d)):
+            raise NetworkError(f"delays of {pre}->{post} must be finite and >= 0 s; got min {d.min()} s")
+        proj = Projection(name or f"{pre}->{post}", pre, post, synapse, i, j, values, delay)
+        proj.bound = synapse.bind(p_pre.model, p_post.model)
+        self.projections.append(proj)
+        return proj
+
+    def _new_name(self, name: str) -> None:
+        if not isinstance(name, str) or not name.isidentifier():
+            raise NetworkError(f"population names must be identifiers, got {name!r}")
+        if name in self.populations:
+            raise NetworkError(f"{self.name} already has a population named {name!r}")
+
+    @staticmethod
+    def _pairs(conn, n_pre: int, n_post: int, pre: str, post: str, seed):
+        matrix = None
+        if isinstance(conn, str):
+            if conn == "all":
+                ii, jj = np.meshgrid(np.arange(n_pre), np.arange(n_post), indexing="ij")
+                i, j = ii.ravel(), jj.ravel()
+            elif conn == "one_to_one":
+                if n_pre != n_post:
+                    raise NetworkError(f"one_to_one needs equal sizes; {pre} has {n_pre}, {post} has {n_post}")
+                i = j = np.arange(n_pre)
+            else:
+                raise NetworkError(f"connectivity {conn!r} unknown; use 'all', 'one_to_one', a probability, "
+                                   "(i, j) arrays or a weight matrix")
+        elif isinstance(conn, (float, int)) and not isinstance(conn, bool):
+            p = float(conn)
+            if not 0 <= p <= 1:
+                raise NetworkError(f"connection probability must be in [0, 1], got {p}")
+            mask = np.random.default_rng(seed).random((n_pre, n_post)) < p
+            i, j = np.nonzero(mask)
+        elif isinstance(conn, tuple) and len(conn) == 2:
+            i, j = (np.asarray(x, dtype=int).ravel() for x in conn)
+            if i.shape != j.shape:
+                raise ShapeError(f"connectivity (i, j) of {pre}->{post}: {len(i)} sources but {len(j)} targets")
+            for arr, n, who in ((i, n_pre, pre), (j, n_post, post)):
+                if len(arr) and (arr.min() < 0 or arr.max() >= n):
+                    raise NetworkError(f"connectivity of {pre}->{post} names neuron {int(arr.max())} of {who}, "
+                                       f"which has {n}")
+        else:
+            m = conn if isinstance(conn, torch.Tensor) else torch.as_tensor(np.asarray(_si(conn), dtype=float))
+            if m.ndim != 2 or tuple(m.shape) != (n_pre, n_post):
+                raise ShapeError(f"the weight matrix of {pre}->{post} has shape {tuple(m.shape)}; expected "
+                                 f"[n_pre, n_post] = [{n_pre}, {n_post}] ({pre} x {post})")
+            i, j = np.nonzero(m.detach().cpu().numpy())
+            matrix = m
+        return torch.as_tensor(i, dtype=torch.long), torch.as_tensor(j, dtype=torch.long), matrix
+
+    # ------------------------------------------------------------------ running
+    def run(self, duration: float, dt: float = 1e-4, inputs: Mapping[str, Mapping[str, Any]] | None = None,
+            record: Mapping[str, Sequence[str]] | None = None, dtype: torch.dtype = torch.float64,
+            surrogate: Any = None, seed: int | None = None, backend: str = "torch", target: str = "auto"):
+        """Simulate ``duration`` s; returns ``{population: SimulationResult}`` (sources: spikes only).
+
+        ``inputs``/``record`` are per population, as for :func:`tidesim.simulate`.
+        ``backend="brian2"`` builds the same network in Brian2 and runs it there.
+        """
+        if backend == "brian2":
+            from .network_brian2 import run_network_brian2
+
+            return run_network_brian2(self, duration, dt, inputs=inputs, record=record, seed=seed, target=target)
+        if backend != "torch":
+            raise ValueError(f"backend must be 'torch' or 'brian2', got {backend!r}")
+        from .network_engine import run_network
+
+        return run_network(self, duration, dt, inputs=inputs, record=record, dtype=dtype, surrogate=surrogate,
+                           seed=seed)
+
+    def delay_steps(self, proj: Projection, dt: float) -> torch.Tensor:
+        """Each synapse's delay in whole steps (an error if a delay is not a multiple of ``dt``)."""
+        d = np.asarray(proj.delay, dtype=float) / dt
+        steps = np.round(d)
+        if np.any(np.abs(d - steps) > 1e-6):
+            bad = float(np.atleast_1d(proj.delay)[np.argmax(np.abs(np.atleast_1d(d - steps)))])
+            raise NetworkError(f"delay {bad * 1e3:g} ms of {proj.name} is not a whole number of steps of "
+                               f"dt = {dt * 1e3:g} ms")
+        return torch.as_tensor(np.broadcast_to(steps, (proj.n_synapses,)).astype(np.int64))
+
+
+def _si(value):
+    from brian2.units.fundamentalunits import Quantity
+
+    return np.asarray(value) if isinstance(value, Quantity) else value
+
+
+def _check_model(model) -> None:
+    if not hasattr(model, "state_names"):
+        raise ModelError(f"a population needs a NeuronModel, got {type(model).__name__}")
