@@ -49,6 +49,22 @@ def _numpy(x: torch.Tensor) -> np.ndarray:
     return x.detach().cpu().to(torch.float64).numpy()
 
 
+def set_initial_states(group, model, initial, n: int) -> None:
+    """Write the model's initial values (numbers, tensors or Brian2 expressions), overridden by
+    ``initial``, into a NeuronGroup of ``n`` neurons."""
+    values = {**model.initial, **model._check_initial(initial or {})}
+    for name in model.state_names:
+        value = values.get(name)
+        if value is None:
+            continue
+        if isinstance(value, str):
+            setattr(group, name, value)
+        else:
+            arr = _numpy(torch.as_tensor(value, dtype=torch.float64)) if isinstance(value, torch.Tensor) \
+                else np.asarray(value, dtype=float)
+            group.set_states({name: np.broadcast_to(arr, (n,)).copy()}, units=False)
+
+
 def _build_and_run(model, duration, n, dt, res, record, initial, codeobj_class, seed):
     import brian2 as b2
     from brian2.units.fundamentalunits import get_unit
@@ -73,17 +89,7 @@ def _build_and_run(model, duration, n, dt, res, record, initial, codeobj_class, 
         group.run_regularly(f"{name} = {ta_name}(t, i)", when="start", order=-1, codeobj_class=codeobj_class)
         # The first step's value is also needed by initial-value expressions.
         group.set_states({name: values[0]}, units=False)
-    values = {**model.initial, **model._check_initial(initial or {})}
-    for name in model.state_names:
-        value = values.get(name)
-        if value is None:
-            continue
-        if isinstance(value, str):
-            setattr(group, name, value)
-        else:
-            arr = _numpy(torch.as_tensor(value, dtype=torch.float64)) if isinstance(value, torch.Tensor) \
-                else np.asarray(value, dtype=float)
-            group.set_states({name: np.broadcast_to(arr, (n,)).copy()}, units=False)
+    set_initial_states(group, model, initial, n)
     objects = [group]
     state_mon = None
     if record:

@@ -9,7 +9,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from .brian2_backend import code_object_class
+from .brian2_backend import code_object_class, set_initial_states
 from .inputs import resolve
 from .integrator import record_names
 from .network import Network, Population
@@ -56,16 +56,7 @@ def run_network_brian2(net: Network, duration: float, dt: float,
                 namespace[ta] = b2.TimedArray(values * get_unit(m.dims[pname]), dt=dt * b2.second)
                 g.run_regularly(f"{pname} = {ta}(t, i)", when="start", order=-1, codeobj_class=codeobj)
                 g.set_states({pname: values[0]}, units=False)
-            init = {**m.initial, **m._check_initial(pop.initial)}
-            for sname in m.state_names:
-                value = init.get(sname)
-                if value is None:
-                    continue
-                if isinstance(value, str):
-                    setattr(g, sname, value)
-                else:
-                    arr = np.broadcast_to(_np(torch.as_tensor(value)), (pop.n,)).copy()
-                    g.set_states({sname: arr}, units=False)
+            set_initial_states(g, m, pop.initial, pop.n)
             rec = record_names(m, record.get(name))
             if rec:
                 monitors[(name, "state")] = b2.StateMonitor(g, list(rec), record=True, clock=clock,
