@@ -20,7 +20,7 @@ from brian2.units.fundamentalunits import DimensionMismatchError
 from .codegen import FunctionSource, Statement
 from .equations import SPECIAL_DIMS, check_identifiers, parse_equations, parse_statements, unit_variables
 from .errors import ModelError, UnitMismatchError, UnknownIdentifierError
-from .units import dims_of, to_si, unit_name
+from .units import dims_of, to_si
 
 __all__ = ["SynapseModel", "BoundSynapse", "BoundStatement"]
 
@@ -187,6 +187,3 @@ def _names(model) -> dict[str, Any]:
         return {}
     return {n: model.dims[n] for n in list(model.state_names) + list(model.parameter_names)}
 
-
-def describe_dims(dims: Mapping[str, Any]) -> str:
-    return ", ".join(f"{k} ({unit_name(v)})" for k, v in dims.items())
