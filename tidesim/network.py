@@ -83,6 +83,7 @@ class Projection:
     values: dict[str, torch.Tensor]
     delay: Any  # seconds: a float or one per synapse
     bound: BoundSynapse | None = None
+    constants: dict[str, Any] = field(default_factory=dict)  # the synapse's constants (SI; tensors may need grad)
 
     @property
     def n_synapses(self) -> int:
@@ -152,8 +153,18 @@ class Network:
                 raise NetworkError(f"{self.name} has no population {pop!r} to connect as {role}; it has "
                                    f"{', '.join(self.populations) or 'none'}")
         p_pre, p_post = self.populations[pre], self.populations[post]
-        if isinstance(p_post, SpikeSource):
-            raise NetworkError(f"{post!r} is a spike source; it cannot receive synapses")
+        taken = set(self.populations) | {p.name for p in self.projections}
+        if name is None:  # a second projection between the same populations gets a numbered name
+            name, k = f"{pre}->{post}", 2
+            while name in taken:
+                name, k = f"{pre}->{post}#{k}", k + 1
+        if name in taken:
+            raise NetworkError(f"{self.name} already has a population or projection named {name!r}; give the "
+                               "projection another name=")
+        bound = synapse.bind(p_pre.model, p_post.model)
+        if isinstance(p_post, SpikeSource) and any(st.kind == "post" for st in bound.on_pre + bound.on_post):
+            raise NetworkError(f"{post!r} is a spike source; synapses onto it cannot change post-synaptic "
+                               "variables (they may only be plastic)")
         i, j, matrix = self._pairs(connectivity, p_pre.n, p_post.n, pre, post, seed)
         values: dict[str, torch.Tensor] = {}
         given = dict(params or {})
@@ -164,11 +175,20 @@ class Network:
             if first in given:
                 raise NetworkError(f"{first!r} is given both by the weight matrix and in params")
             given[first] = matrix[i, j]
-        unknown = [k for k in given if k not in synapse.variables]
+        unknown = [k for k in given if k not in synapse.variables and k not in synapse.constant_dims]
         if unknown:
-            raise UnknownIdentifierError(f"synapse {synapse.name!r} has no variable "
+            raise UnknownIdentifierError(f"synapse {synapse.name!r} has no variable or constant "
                                          f"{', '.join(map(repr, unknown))}; its variables are "
-                                         f"{', '.join(synapse.variables) or 'none'}")
+                                         f"{', '.join(synapse.variables) or 'none'}, its constants "
+                                         f"{', '.join(synapse.constant_dims) or 'none'}")
+        constants = {c: synapse.parameters[c] for c in synapse.constant_dims}
+        for c in [k for k in given if k in synapse.constant_dims]:
+            value = given.pop(c)
+            value = value if isinstance(value, torch.Tensor) else float(_si(value))
+            if isinstance(value, torch.Tensor) and value.numel() != 1:
+                raise ShapeError(f"constant {c!r} of {pre}->{post} must be a scalar, got shape "
+                                 f"{tuple(value.shape)}")
+            constants[c] = value.reshape(()) if isinstance(value, torch.Tensor) else value
         n_syn = int(i.numel())
         for var in synapse.variables:
             value = given.get(var, synapse.parameters.get(var, 0.0))
@@ -186,8 +206,7 @@ class Network:
             raise ShapeError(f"delay of {pre}->{post} has shape {d.shape}; expected a scalar or [{n_syn}]")
         if np.any(d < 0) or not np.all(np.isfinite(d)):
             raise NetworkError(f"delays of {pre}->{post} must be finite and >= 0 s; got min {d.min()} s")
-        proj = Projection(name or f"{pre}->{post}", pre, post, synapse, i, j, values, delay)
-        proj.bound = synapse.bind(p_pre.model, p_post.model)
+        proj = Projection(name, pre, post, synapse, i, j, values, delay, bound, constants)
         self.projections.append(proj)
         return proj
 
@@ -237,11 +256,15 @@ class Network:
     # ------------------------------------------------------------------ running
     def run(self, duration: float, dt: float = 1e-4, inputs: Mapping[str, Mapping[str, Any]] | None = None,
             record: Mapping[str, Sequence[str]] | None = None, dtype: torch.dtype = torch.float64,
-            surrogate: Any = None, seed: int | None = None, backend: str = "torch", target: str = "auto"):
+            surrogate: Any = None, seed: int | None = None, backend: str = "torch", target: str = "auto",
+            checkpoint: int | None = None):
         """Simulate ``duration`` s; returns ``{population: SimulationResult}`` (sources: spikes only).
 
-        ``inputs``/``record`` are per population, as for :func:`tidesim.simulate`.
-        ``backend="brian2"`` builds the same network in Brian2 and runs it there.
+        ``inputs``/``record`` are per population, as for :func:`tidesim.simulate`; ``record`` may
+        also name a projection (``{"inp->exc": ["w"]}``): its synaptic variables are recorded as
+        ``[T, n_synapses]`` in ``results["inp->exc"]``. ``backend="brian2"`` builds the same
+        network in Brian2 and runs it there. ``checkpoint``: steps per recomputed segment in the
+        backward pass (less memory, one more forward pass).
         """
         if backend == "brian2":
             from .network_brian2 import run_network_brian2
@@ -252,7 +275,7 @@ class Network:
         from .network_engine import run_network
 
         return run_network(self, duration, dt, inputs=inputs, record=record, dtype=dtype, surrogate=surrogate,
-                           seed=seed)
+                           seed=seed, checkpoint=checkpoint)
 
     def delay_steps(self, proj: Projection, dt: float) -> torch.Tensor:
         """Each synapse's delay in whole steps (an error if a delay is not a multiple of ``dt``)."""

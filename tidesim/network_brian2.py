@@ -70,6 +70,9 @@ def run_network_brian2(net: Network, duration: float, dt: float,
             if pop.rates is not None:
                 parts.append(b2.PoissonGroup(pop.n, np.broadcast_to(_np(pop.rates), (pop.n,)) * b2.Hz, clock=clock,
                                              codeobj_class=codeobj, name=f"{name}_poisson*"))
+            if not parts:  # a silent source (e.g. the target of a plasticity protocol)
+                parts.append(b2.SpikeGeneratorGroup(pop.n, np.zeros(0, dtype=int), np.zeros(0) * b2.second,
+                                                    clock=clock, codeobj_class=codeobj, name=f"{name}_generator*"))
             if len(parts) != 1:
                 raise NotImplementedError("the Brian2 backend runs a spike source with times or rates, not both")
             g = parts[0]
@@ -79,11 +82,10 @@ def run_network_brian2(net: Network, duration: float, dt: float,
     synapses = []
     for k, proj in enumerate(net.projections):
         syn = proj.synapse
-        ns = {c: Quantity(v, dim=syn.constant_dims[c])
-              for c, v in syn.parameters.items() if c in syn.constant_dims}
+        ns = {c: Quantity(float(_np(v)), dim=syn.constant_dims[c]) for c, v in proj.constants.items()}
         S = b2.Synapses(groups[proj.pre], groups[proj.post], model=syn.model or "", on_pre=syn.on_pre or None,
                         on_post=syn.on_post or None, namespace=ns, clock=clock, codeobj_class=codeobj,
-                        name=f"synapses_{k}*")
+                        method=syn.method or ("exact", "exponential_euler", "euler"), name=f"synapses_{k}*")
         S.connect(i=_np(proj.i).astype(int), j=_np(proj.j).astype(int))
         # Brian2 orders synapses as connected: the same order as proj.i / proj.j
         if syn.variables:
@@ -91,6 +93,10 @@ def run_network_brian2(net: Network, duration: float, dt: float,
         S.delay = np.broadcast_to(net.delay_steps(proj, dt).numpy() * dt, (proj.n_synapses,)).copy() * b2.second
         synapses.append(S)
         objects.append(S)
+        if proj.name in record:
+            names = list(record[proj.name]) if record[proj.name] is not None else list(syn.variables)
+            monitors[(proj.name, "synapses")] = b2.StateMonitor(S, names, record=True, clock=clock,
+                                                               codeobj_class=codeobj)
     if seed is not None:
         b2.seed(int(seed))
     network = b2.Network(*objects, *monitors.values())
@@ -112,4 +118,11 @@ def run_network_brian2(net: Network, duration: float, dt: float,
                 states[var] = torch.from_numpy(np.ascontiguousarray(np.asarray(getattr(mon, var + "_")).T))
         model = pop.model if isinstance(pop, Population) else None
         out[name] = SimulationResult(model, t_axis, states, spikes, dt, "brian2", spike_trains=trains)
+    for proj in net.projections:
+        if (proj.name, "synapses") in monitors:
+            mon = monitors[(proj.name, "synapses")]
+            states = {var: torch.from_numpy(np.ascontiguousarray(np.asarray(getattr(mon, var + "_")).T))
+                      for var in mon.record_variables}
+            out[proj.name] = SimulationResult(None, t_axis, states, torch.zeros(n_steps, 0, dtype=torch.float64),
+                                              dt, "brian2")
     return out

@@ -1,15 +1,23 @@
 """The torch engine of a :class:`~tidesim.Network`: populations step together, projections deliver
-delayed spikes event by event (synapses of the neurons that spiked only)."""
+delayed spikes event by event (synapses of the neurons that spiked only).
+
+One step, in Brian2's default schedule: synaptic variables are recorded and clock-driven synaptic
+equations advance; every population records, updates and tests its threshold; every projection's
+pre-synaptic pathway delivers the spikes due now (Brian2's ``on_pre``, order -1), then every
+``on_post`` pathway runs (order +1); then spiking neurons are reset.
+"""
 
 from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
 import torch
+from torch.utils.checkpoint import checkpoint as torch_checkpoint
 
 from .inputs import resolve
 from .integrator import RunConfig, _Stepper, initial_state, record_names
-from .network import Network, Population, Projection
+from .network import Network, Population
+from .network_pathways import Pathway, clock_update
 from .result import SimulationResult
 from .simulation import n_steps_for
 from .surrogate import get as get_surrogate
@@ -17,42 +25,27 @@ from .surrogate import get as get_surrogate
 __all__ = ["run_network"]
 
 
-class _Delivery:
-    """One projection's synapses grouped by delay, each group sorted by source (CSR by pre)."""
-
-    def __init__(self, proj: Projection, delays: torch.Tensor, n_pre: int):
-        self.proj = proj
-        self.groups = []
-        for d in torch.unique(delays).tolist():
-            ids = torch.nonzero(delays == d)[:, 0]
-            order = torch.argsort(proj.i[ids], stable=True)
-            ids = ids[order]
-            counts = torch.bincount(proj.i[ids], minlength=n_pre)
-            indptr = torch.zeros(n_pre + 1, dtype=torch.long)
-            indptr[1:] = torch.cumsum(counts, 0)
-            self.groups.append((int(d), ids, indptr))
-
-    @staticmethod
-    def synapses_of(active: torch.Tensor, ids: torch.Tensor, indptr: torch.Tensor) -> torch.Tensor:
-        """Synapse ids of the ``active`` sources: per spike, not per synapse."""
-        starts, ends = indptr[active], indptr[active + 1]
-        counts = ends - starts
-        total = int(counts.sum())
-        if total == 0:
-            return ids[:0]
-        offsets = torch.repeat_interleave(starts - (torch.cumsum(counts, 0) - counts), counts)
-        return ids[offsets + torch.arange(total)]
-
-
 def run_network(net: Network, duration: float, dt: float, inputs: Mapping[str, Mapping[str, Any]] | None = None,
                 record: Mapping[str, Sequence[str]] | None = None, dtype: torch.dtype = torch.float64,
-                surrogate: Any = None, seed: int | None = None) -> dict[str, SimulationResult]:
+                surrogate: Any = None, seed: int | None = None,
+                checkpoint: int | None = None) -> dict[str, SimulationResult]:
+    """Simulate ``net`` for ``duration`` s at step ``dt`` s in torch (see :meth:`Network.run`).
+
+    ``checkpoint``: recompute the forward pass in segments of this many steps during the backward
+    pass instead of keeping every step's intermediate tensors (memory for time).
+    """
     inputs, record = dict(inputs or {}), dict(record or {})
-    for what, given in (("inputs", inputs), ("record", record)):
-        unknown = [k for k in given if k not in net.populations]
-        if unknown:
-            raise KeyError(f"{what} names population {', '.join(map(repr, unknown))}; {net.name} has "
-                           f"{', '.join(net.populations)}")
+    projections = {p.name: p for p in net.projections}
+    unknown = [k for k in inputs if k not in net.populations]
+    if unknown:
+        raise KeyError(f"inputs names population {', '.join(map(repr, unknown))}; {net.name} has "
+                       f"{', '.join(net.populations)}")
+    unknown = [k for k in record if k not in net.populations and k not in projections]
+    if unknown:
+        raise KeyError(f"record names {', '.join(map(repr, unknown))}; {net.name} has populations "
+                       f"{', '.join(net.populations)} and projections {', '.join(projections) or 'none'}")
+    syn_record = {name: _synapse_record(projections[name], vars_) for name, vars_ in record.items()
+                  if name in projections}
     n_steps = n_steps_for(duration, dt)
     device = torch.device("cpu")
     gen = torch.Generator()
@@ -61,7 +54,10 @@ def run_network(net: Network, duration: float, dt: float, inputs: Mapping[str, M
     else:
         gen.seed()
     surrogate = get_surrogate(surrogate)
-    grad = torch.is_grad_enabled() and any(v.requires_grad for p in net.projections for v in p.values.values())
+    grad = torch.is_grad_enabled() and (
+        any(v.requires_grad for p in net.projections for v in p.values.values())
+        or any(isinstance(v, torch.Tensor) and v.requires_grad
+               for p in net.projections for v in p.constants.values()))
     steppers: dict[str, _Stepper] = {}
     states: dict[str, dict] = {}
     rasters: dict[str, torch.Tensor] = {}
@@ -77,98 +73,119 @@ def run_network(net: Network, duration: float, dt: float, inputs: Mapping[str, M
             states[name] = initial_state(pop.model, res, cfg, pop.initial)
         else:
             rasters[name] = pop.raster(n_steps, dt, dtype, gen)
-    deliveries = [_Delivery(p, net.delay_steps(p, dt), net.populations[p.pre].n) for p in net.projections]
-    values = [dict(p.values) for p in net.projections]
-    spikes_hist: dict[str, list[torch.Tensor]] = {name: [] for name in net.populations}
-    recs: dict[str, list] = {name: [] for name in steppers}
+    sim = _Sim(net, steppers, rasters, dt, dtype, syn_record)
+    vals = [_initial_values(p, dtype) for p in net.projections]
+    # Spikes of the last max-delay steps travel with the state (delayed delivery needs them).
+    carry = (states, vals, [])
+    outputs = []
+    seg = int(checkpoint) if checkpoint else n_steps
+    for k0 in range(0, n_steps, max(seg, 1)):
+        k1 = min(n_steps, k0 + max(seg, 1))
+        if checkpoint and torch.is_grad_enabled():
+            gstate = gen.get_state()  # the recomputation must draw the same noise
+
+            def segment(carry, k0=k0, k1=k1, gstate=gstate):
+                gen.set_state(gstate)
+                return sim.run(k0, k1, carry)
+
+            carry, out = torch_checkpoint(segment, carry, use_reentrant=False)
+        else:
+            carry, out = sim.run(k0, k1, carry)
+        outputs.append(out)
+    states = carry[0]
+    return _results(net, steppers, outputs, states, n_steps, dt, dtype, syn_record)
+
+
+class _Sim:
+    """The step loop over ``[k0, k1)``: pure in its carry (states, synaptic values, recent spikes)."""
+
+    def __init__(self, net: Network, steppers, rasters, dt: float, dtype, syn_record):
+        self.net, self.steppers, self.rasters, self.syn_record = net, steppers, rasters, syn_record
+        self.dt = torch.tensor(dt, dtype=dtype)
+        self.dtype = dtype
+        self.pre = [Pathway(p, "pre", net.delay_steps(p, dt), net.populations[p.pre].n) for p in net.projections]
+        self.post = [Pathway(p, "post", torch.zeros(p.n_synapses, dtype=torch.long), net.populations[p.post].n)
+                     for p in net.projections if p.synapse.on_post.strip() or p.synapse.event_driven]
+        self.max_delay = max([d for pw in self.pre for d, _, _ in pw.groups], default=0)
+        self.consts = [dict(p.constants) for p in net.projections]
+
+    def run(self, k0: int, k1: int, carry):
+        states, vals, recent = carry
+        states = {n: dict(s) for n, s in states.items()}
+        vals = [dict(v) for v in vals]
+        hist: dict[str, dict[int, torch.Tensor]] = {n: {} for n in self.net.populations}
+        for k, spikes in recent:  # the spikes of earlier steps that delays still need
+            for n, s in spikes.items():
+                hist[n][k] = s
+        spikes_out = {n: [] for n in self.net.populations}
+        recs = {n: [] for n in self.steppers}
+        syn_recs = {n: [] for n in self.syn_record}
+        index = {p.name: m for m, p in enumerate(self.net.projections)}
+        for k in range(k0, k1):
+            t = self.steppers[next(iter(self.steppers))].t[k] if self.steppers else torch.tensor(
+                k * float(self.dt), dtype=self.dtype)
+            for name, vars_ in self.syn_record.items():  # recorded at the start of the step, as Brian2
+                syn_recs[name].append([vals[index[name]][v] for v in vars_])
+            for m, p in enumerate(self.net.projections):
+                if p.synapse.clock_update is not None:
+                    clock_update(p, vals[m], self.consts[m], t, self.dt)
+            new, pending = {}, {}
+            for name, st in self.steppers.items():
+                new[name], s, r, pending[name] = st.advance(k, states[name])
+                hist[name][k] = s
+                recs[name].append(r)
+            for name, raster in self.rasters.items():
+                hist[name][k] = raster[k]
+            for pw in self.pre:
+                m = index[pw.proj.name]
+                pw.run(k, hist, new, self.steppers, vals[m], self.consts[m], t, self.dt)
+            for pw in self.post:
+                m = index[pw.proj.name]
+                pw.run(k, hist, new, self.steppers, vals[m], self.consts[m], t, self.dt)
+            for name, st in self.steppers.items():
+                states[name] = st.reset(new[name], pending[name])
+            for name in hist:
+                spikes_out[name].append(hist[name][k])
+                hist[name].pop(k - self.max_delay, None)
+        recent = [(k, {n: hist[n][k] for n in hist}) for k in range(max(k0, k1 - self.max_delay), k1)]
+        return (states, vals, recent), (spikes_out, recs, syn_recs)
+
+
+def _synapse_record(proj, names: Sequence[str]) -> list[str]:
+    names = list(names) if names is not None else list(proj.synapse.variables)
+    unknown = [n for n in names if n not in proj.synapse.variables]
+    if unknown:
+        raise KeyError(f"projection {proj.name} has no synaptic variable {', '.join(map(repr, unknown))}; "
+                       f"its variables are {', '.join(proj.synapse.variables) or 'none'}")
+    return names
+
+
+def _initial_values(proj, dtype) -> dict[str, torch.Tensor]:
+    vals = {name: v if v.requires_grad else v.to(dtype) for name, v in proj.values.items()}
+    if proj.synapse.event_driven:
+        vals["lastupdate"] = torch.zeros(proj.n_synapses, dtype=dtype)
+    return vals
+
+
+def _results(net, steppers, outputs, states, n_steps, dt, dtype, syn_record) -> dict[str, SimulationResult]:
     t_axis = torch.arange(n_steps, dtype=dtype) * dt
-    for k in range(n_steps):
-        new, pending = {}, {}
-        for name, st in steppers.items():
-            new[name], s, r, pending[name] = st.advance(k, states[name])
-            spikes_hist[name].append(s)
-            recs[name].append(r)
-        for name, raster in rasters.items():
-            spikes_hist[name].append(raster[k])
-        for delivery, vals in zip(deliveries, values):
-            _deliver(delivery, vals, k, spikes_hist, new, steppers, t_axis[k], dt)
-        for name, st in steppers.items():
-            states[name] = st.reset(new[name], pending[name])
     out: dict[str, SimulationResult] = {}
     for name, pop in net.populations.items():
-        spikes = torch.stack(spikes_hist[name]) if n_steps else torch.zeros(0, pop.n, dtype=dtype)
+        spikes_list = [s for seg in outputs for s in seg[0][name]]
+        spikes = torch.stack(spikes_list) if spikes_list else torch.zeros(0, pop.n, dtype=dtype)
         if name in steppers:
             st = steppers[name]
-            cols = list(zip(*recs[name])) if recs[name] and recs[name][0] else []
+            rows = [r for seg in outputs for r in seg[1][name]]
+            cols = list(zip(*rows)) if rows and rows[0] else []
             records = {r: torch.stack(c) for r, c in zip(st.cfg.record, cols)}
             out[name] = SimulationResult(pop.model, t_axis, records, spikes, dt, "torch", params=dict(st.base_env),
                                          final_state=states[name])
         else:
             out[name] = SimulationResult(None, t_axis, {}, spikes, dt, "torch")
+    projections = {p.name: p for p in net.projections}
+    for name, vars_ in syn_record.items():
+        rows = [r for seg in outputs for r in seg[2][name]]
+        records = {v: torch.stack([torch.as_tensor(r[m]).expand(projections[name].n_synapses) for r in rows])
+                   for m, v in enumerate(vars_)} if rows else {}
+        out[name] = SimulationResult(None, t_axis, records, torch.zeros(n_steps, 0, dtype=dtype), dt, "torch")
     return out
-
-
-def _deliver(delivery: _Delivery, vals: dict, k: int, hist: dict, new: dict, steppers: dict, t, dt: float) -> None:
-    proj = delivery.proj
-    post_state = new[proj.post]
-    post_env = steppers[proj.post].base_env
-    pre_st = steppers.get(proj.pre)
-    for d, ids, indptr in delivery.groups:
-        if k - d < 0:
-            continue
-        s = hist[proj.pre][k - d]
-        active = torch.nonzero(s.detach())[:, 0]
-        if active.numel() == 0:
-            continue
-        syn = delivery.synapses_of(active, ids, indptr)
-        if syn.numel() == 0:
-            continue
-        i, j = proj.i[syn], proj.j[syn]
-        env = {name: v[syn] for name, v in vals.items()}
-        env.update(t=t, dt=torch.tensor(dt, dtype=s.dtype))
-        env.update({k2: v for k2, v in proj.synapse.parameters.items() if k2 not in vals})
-        for st in proj.bound.on_pre:
-            fs = st.function
-            args = []
-            for a in fs.args:
-                if a in env:
-                    args.append(env[a])
-                elif a.endswith("_post"):
-                    args.append(_gather(post_state, post_env, a[:-5], j))
-                elif a.endswith("_pre"):
-                    pre_state = new.get(proj.pre, {})
-                    args.append(_gather(pre_state, pre_st.base_env if pre_st else {}, a[:-4], i))
-                else:  # pragma: no cover - names were checked when the synapse was bound
-                    raise KeyError(a)
-            value = st.callable()(*args)[0]
-            value = torch.broadcast_to(torch.as_tensor(value, dtype=s.dtype), (syn.numel(),))
-            if st.kind == "post":
-                value = value * s[i]  # 1 in the forward pass; carries the surrogate gradient
-                if st.target in steppers[proj.post].flagged:
-                    # Brian2 writes '(unless refractory)' variables only where not refractory
-                    # (a conditional write), synaptic effects included
-                    value = value * _not_refractory(steppers[proj.post], post_state, k)[j]
-                sign = 1.0 if st.op == "+=" else -1.0
-                post_state[st.target] = post_state[st.target].index_add(0, j, sign * value)
-            else:  # a synaptic variable
-                old = env[st.target]
-                newv = {"=": value, "+=": old + value, "-=": old - value, "*=": old * value,
-                        "/=": old / value}[st.op]
-                env[st.target] = newv
-                vals[st.target] = vals[st.target].index_put((syn,), newv)
-
-
-def _not_refractory(st: _Stepper, state: dict, k: int) -> torch.Tensor:
-    """After this step's threshold: False for neurons refractory now (those that just spiked too)."""
-    if st.kind in ("time", "time_expr"):
-        return (k - state["_last"]) >= st.ref_steps
-    if st.kind == "condition":
-        return state["_nr"]
-    return torch.ones(st.cfg.n, dtype=torch.bool)
-
-
-def _gather(state: dict, env: dict, name: str, idx: torch.Tensor) -> torch.Tensor:
-    value = state[name] if name in state else env[name]
-    value = torch.as_tensor(value)
-    return value[idx] if value.ndim == 1 else value.expand(idx.numel())
-

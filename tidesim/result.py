@@ -146,7 +146,8 @@ class SimulationResult:
         return fig
 
     def __repr__(self) -> str:
-        return (f"SimulationResult({self.model.name}, backend={self.backend}, n={self.n}, "
+        what = self.model.name if self.model is not None else "no model"
+        return (f"SimulationResult({what}, backend={self.backend}, n={self.n}, "
                 f"T={self.spikes.shape[0]}, dt={self.dt}, recorded={list(self.states)})")
 
 

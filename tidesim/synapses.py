@@ -1,74 +1,159 @@
 """``SynapseModel``: synapses in Brian2's syntax, bound to a pre- and a post-synaptic model.
 
-``model`` declares the synaptic variables (``w : volt``), ``on_pre`` says what a pre-synaptic
-spike does (``v_post += w``, ``g_e += w``: a bare name that is not a synaptic variable is the
-post-synaptic neuron's, as in Brian2), ``on_post`` what a post-synaptic spike does. Names take the
-``_pre``/``_post`` suffixes of Brian2. Unit-checked by Brian2 against both neuron models.
+``model`` declares the synaptic variables: parameters (``w : volt``) and differential equations,
+``(event-driven)`` (advanced analytically to the time of each pre- or post-synaptic event, as
+Brian2 does: its ``linear`` solution with ``dt`` replaced by ``t - lastupdate``) or
+``(clock-driven)`` (integrated every step, Brian2's state updater). ``on_pre`` says what a
+pre-synaptic spike does (``v_post += w``, ``g_e += w``: a bare name that is not a synaptic variable
+is the post-synaptic neuron's, as in Brian2), ``on_post`` what a post-synaptic spike does. Names
+take the ``_pre``/``_post`` suffixes of Brian2. Unit-checked by Brian2 against both neuron models.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
 import sympy
 import torch
-from brian2.equations.equations import DIFFERENTIAL_EQUATION, PARAMETER, SUBEXPRESSION
+from brian2 import Equations
+from brian2.equations.equations import DIFFERENTIAL_EQUATION, SUBEXPRESSION
 from brian2.equations.unitcheck import check_units_statements
-from brian2.units.fundamentalunits import DimensionMismatchError
+from brian2.stateupdaters.base import StateUpdateMethod, UnsupportedEquationsException
+from brian2.stateupdaters.exact import linear
+from brian2.units.fundamentalunits import DimensionMismatchError, get_dimensions
 
 from .codegen import FunctionSource, Statement
-from .equations import SPECIAL_DIMS, check_identifiers, parse_equations, parse_statements, unit_variables
+from .equations import (
+    SPECIAL_DIMS,
+    check_identifiers,
+    expression_dims,
+    parse_equations,
+    parse_statements,
+    unit_variables,
+)
 from .errors import ModelError, UnitMismatchError, UnknownIdentifierError
 from .units import dims_of, to_si
 
 __all__ = ["SynapseModel", "BoundSynapse", "BoundStatement"]
 
+_FLAGS = {"event-driven", "clock-driven", "constant"}
+
 
 class SynapseModel:
-    """A synapse type: synaptic variables, and what pre- and post-synaptic spikes do.
+    """A synapse type: synaptic variables and equations, and what pre- and post-synaptic spikes do.
 
     Parameters
     ----------
     model
-        Brian2 equations of the synaptic variables, e.g. ``"w : volt"`` (one value per synapse).
+        Brian2 equations of the synaptic variables, e.g. ``"w : volt"`` (one value per synapse) or
+        ``"dApre/dt = -Apre/taupre : 1 (event-driven)"``.
     on_pre, on_post
         Brian2 statements run for each synapse when its pre- (post-) synaptic neuron spikes.
     parameters
-        Default values of synaptic variables and constants used in the statements (quantities or
-        SI floats).
+        Default values of synaptic variables and constants used in the equations and statements
+        (quantities or SI floats; a constant may be a torch scalar that requires grad).
+    method
+        State updater of ``(clock-driven)`` equations (Brian2's names; default: the first of exact,
+        exponential_euler, euler that applies).
     """
 
     def __init__(self, model: str = "", on_pre: str | None = None, on_post: str | None = None,
-                 parameters: Mapping[str, Any] | None = None, name: str = "synapse"):
+                 parameters: Mapping[str, Any] | None = None, name: str = "synapse", method: str | None = None):
         self.name = name
         self.model = model
         eqs = parse_equations(model) if model.strip() else None
         self.variable_dims: dict[str, Any] = {}
-        if eqs is not None:
-            for eq in eqs.values():
-                if eq.type in (DIFFERENTIAL_EQUATION, SUBEXPRESSION) or eq.flags:
-                    kind = "differential equation" if eq.type == DIFFERENTIAL_EQUATION else "subexpression"
-                    raise ModelError(
-                        f"synapse {name!r}: '{eq.varname}' is a {kind}"
-                        + (f" with flags {', '.join(eq.flags)}" if eq.flags else "")
-                        + "; synaptic variables are parameters per synapse (e.g. 'w : volt') in this version")
-                if eq.type == PARAMETER:
-                    self.variable_dims[eq.varname] = eq.dim
-        self.parameters: dict[str, float] = {}
+        self.event_driven: list[str] = []
+        self.clock_driven: list[str] = []
+        for eq in (eqs.values() if eqs is not None else []):
+            bad = sorted(set(eq.flags) - _FLAGS)
+            if eq.type == SUBEXPRESSION or bad:
+                what = f"has flag{'s' if len(bad) > 1 else ''} {', '.join(bad)}" if bad else "is a subexpression"
+                raise ModelError(f"synapse {name!r}: '{eq.varname}' {what}; synaptic models support parameters "
+                                 "and (event-driven)/(clock-driven) differential equations in this version")
+            self.variable_dims[eq.varname] = eq.dim
+            if eq.type == DIFFERENTIAL_EQUATION:
+                (self.event_driven if "event-driven" in eq.flags else self.clock_driven).append(eq.varname)
+        self.parameters: dict[str, Any] = {}
         self.constant_dims: dict[str, Any] = {}
         for key, value in (parameters or {}).items():
-            dim = self.variable_dims.get(key, dims_of(value))
-            self.parameters[key] = float(to_si(value, f"synapse {name!r} parameter {key!r}", dim))
+            dim = self.variable_dims.get(key, _dims(value))
+            self.parameters[key] = _value(value, f"synapse {name!r} parameter {key!r}", dim)
             if key not in self.variable_dims:
                 self.constant_dims[key] = dim
         self.on_pre = on_pre or ""
         self.on_post = on_post or ""
+        self.equations = eqs
+        self.method = method
+        self.event_update = self._event_update() if self.event_driven else None
+        self.clock_update = self._clock_update() if self.clock_driven else None
 
     @property
     def variables(self) -> list[str]:
-        """Names of the per-synapse variables."""
+        """Names of the per-synapse variables (parameters and equation variables)."""
         return list(self.variable_dims)
+
+    @property
+    def plastic(self) -> bool:
+        """Whether anything changes synaptic variables during a run."""
+        return bool(self.event_driven or self.clock_driven or self.on_post.strip()) or any(
+            st.target in self.variable_dims for st in parse_statements(self.on_pre, "on_pre"))
+
+    def _check_ode(self, names: list[str]) -> None:
+        """Synaptic equations may use synaptic variables, constants and t (not neuron variables:
+        their values between events would depend on Brian2's object order)."""
+        known = {**SPECIAL_DIMS, **self.constant_dims, **self.variable_dims}
+        for var in names:
+            eq = self.equations[var]
+            where = f"synapse {self.name!r}: the equation for '{var}'"
+            neuron = sorted(n for n in _identifiers(eq.expr.code) if n.endswith(("_pre", "_post")))
+            if neuron:
+                raise ModelError(f"{where} uses neuron variable '{neuron[0]}'; synaptic equations may use "
+                                 "synaptic variables and constants only in this version")
+            check_identifiers(eq.expr.code, known, where)
+            got = expression_dims(eq.expr.code, unit_variables(known), where)
+            expected = eq.dim / SPECIAL_DIMS["t"]
+            if got is not expected:
+                raise UnitMismatchError(f"{where} ('{eq.expr.code}') has the wrong unit: its right-hand side "
+                                        f"must be the unit of '{var}' per second")
+
+    def _event_update(self) -> FunctionSource:
+        self._check_ode(self.event_driven)
+        eqs = Equations([self.equations[v] for v in self.event_driven])
+        try:
+            code = linear(eqs, {})
+        except UnsupportedEquationsException as exc:
+            raise ModelError(f"synapse {self.name!r}: the (event-driven) equations cannot be solved "
+                             f"analytically ({exc}); mark them (clock-driven)") from exc
+        # Brian2's own substitution (SynapticPathway.update_abstract_code)
+        code = re.sub(r"\bdt\b", "(t - lastupdate)", code)
+        return self._update_source("event_update", code, self.event_driven)
+
+    def _clock_update(self) -> FunctionSource:
+        self._check_ode(self.clock_driven)
+        eqs = Equations([self.equations[v] for v in self.clock_driven])
+        reasons = []
+        for method in ((self.method,) if self.method else ("exact", "exponential_euler", "euler")):
+            try:
+                code = StateUpdateMethod.apply_stateupdater(eqs, {}, method)
+            except (UnsupportedEquationsException, ValueError, TypeError, KeyError) as exc:
+                reasons.append(f"{method}: {exc}")
+                continue
+            self.method = method
+            return self._update_source("clock_update", code, self.clock_driven)
+        raise ModelError(f"synapse {self.name!r}: no method integrates the (clock-driven) equations:\n"
+                         + "\n".join(reasons))
+
+    @staticmethod
+    def _update_source(name: str, code: str, states: list[str]) -> FunctionSource:
+        statements = parse_statements(code, f"the {name}")
+        finals = {st.target: st.expr for st in statements if st.target in states}
+        body = [Statement(st.target, "=", st.expr) for st in statements if st.target not in states]
+        used = set().union(*(st.expr.free_symbols for st in statements))
+        args = sorted({s.name for s in used} - {st.target for st in body})
+        return FunctionSource.from_statements(name, args, body, [str(finals[v]) for v in states])
 
     def bind(self, pre, post) -> "BoundSynapse":
         """Check the statements against the pre-/post-synaptic models (``NeuronModel``, or None
@@ -76,7 +161,26 @@ class SynapseModel:
         return BoundSynapse(self, pre, post)
 
     def __repr__(self) -> str:
-        return f"SynapseModel({self.name!r}: {self.model!r}; on_pre={self.on_pre!r})"
+        return f"SynapseModel({self.name!r}: {self.model!r}; on_pre={self.on_pre!r}; on_post={self.on_post!r})"
+
+
+def _identifiers(code: str) -> set[str]:
+    from brian2.utils.stringtools import get_identifiers
+
+    return get_identifiers(code)
+
+
+def _dims(value: Any):
+    if isinstance(value, torch.Tensor):
+        return get_dimensions(1)
+    return dims_of(value)
+
+
+def _value(value: Any, where: str, dim) -> Any:
+    """SI float, or a torch tensor kept as it is (it may carry a gradient)."""
+    if isinstance(value, torch.Tensor):
+        return value
+    return float(to_si(value, where, dim))
 
 
 @dataclass
@@ -108,6 +212,8 @@ class BoundSynapse:
         pre_names = _names(pre)
         post_names = _names(post)
         dims = {**SPECIAL_DIMS, **syn.constant_dims, **syn.variable_dims}
+        if syn.event_driven:
+            dims["lastupdate"] = SPECIAL_DIMS["t"]
         known = dict(dims)
         for name, dim in pre_names.items():
             known[f"{name}_pre"] = dim
@@ -151,7 +257,8 @@ class BoundSynapse:
     def _qualified(self, name: str) -> str:
         """The name an expression symbol stands for: synaptic/constant names stay, bare
         post-synaptic names get their ``_post`` suffix."""
-        if name in self.synapse.variable_dims or name in self.synapse.constant_dims or name in SPECIAL_DIMS:
+        if name in self.known and not name.endswith(("_pre", "_post")) and name in (
+                *self.synapse.variable_dims, *self.synapse.constant_dims, *SPECIAL_DIMS, "lastupdate"):
             return name
         if name.endswith("_pre") or name.endswith("_post"):
             return name
