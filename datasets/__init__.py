@@ -10,9 +10,10 @@ from .loading import ChannelError, ProtocolError, RecordingFormatError, load
 from .recording import MissingCurrentError, Recording
 from .spikes import SpikeData, detect_spikes, read_spike_times_mat
 from .synthetic import save, synthetic
+from .tables import plasticity_table, plasticity_tables
 
 __all__ = [
     "load", "Recording", "SpikeData", "bundled", "load_bundled", "bundled_path", "describe_bundled",
     "provenance", "detect_spikes", "read_spike_times_mat", "RecordingFormatError", "ChannelError",
-    "ProtocolError", "MissingCurrentError", "synthetic", "save",
+    "ProtocolError", "MissingCurrentError", "synthetic", "save", "plasticity_table", "plasticity_tables",
 ]

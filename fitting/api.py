@@ -55,10 +55,14 @@ def fit(
     Parameters
     ----------
     model
-        A :class:`~tidesim.NeuronModel` (e.g. ``ts.models.get("adex")``).
+        A :class:`~tidesim.NeuronModel` (e.g. ``ts.models.get("adex")``), or a plasticity rule
+        (:class:`~tidesim.SynapseModel`, e.g. ``ts.models.plasticity.stdp_triplet()``): its
+        constants are then fitted to a table of pairing protocols and measured relative weight
+        changes (see :func:`tidesim.fitting.plasticity.fit_rule`; returns a ``RuleFitResult``).
     recordings
         A :class:`~tidesim.datasets.Recording` or a list of them (same sampling and sweep length);
-        every sweep is fitted together, each driven by its own recorded current.
+        every sweep is fitted together, each driven by its own recorded current. For a rule: the
+        protocol table (DataFrame or CSV path).
     params
         ``{name: (low, high)}`` bounds in SI or as quantities (``(low, high, "log")`` for a log
         scale); every other parameter keeps the model's value (or ``fixed``'s).
@@ -92,6 +96,13 @@ def fit(
         ``resume=path`` goes on from such a file (same arguments otherwise) and ends where an
         uninterrupted fit would.
     """
+    from tidesim.synapses import SynapseModel
+
+    if isinstance(model, SynapseModel):  # a plasticity rule fitted to a table of protocols -> weight change
+        from .plasticity import fit_rule
+
+        return fit_rule(model, recordings, params, fixed=fixed, n_starts=n_starts, max_iter=max_iter, lr=lr,
+                        seed=seed, progress=progress)
     if fixed:
         model = model.with_params(**fixed)
     recs = recordings if isinstance(recordings, (list, tuple)) else [recordings]

@@ -41,3 +41,15 @@ def demo_run(tmp_path_factory):
     with contextlib.redirect_stdout(buf):
         code = cli.main(["demo", "--out", str(out), "--target", "numpy"])
     return code, buf.getvalue(), out
+
+
+@pytest.fixture(scope="session")
+def artefacts():
+    """Folder for figures the tests draw for people to look at ($TIDESIM_ARTEFACTS, else
+    test-artefacts/ beside tests/)."""
+    import os
+    from pathlib import Path
+
+    folder = Path(os.environ.get("TIDESIM_ARTEFACTS", Path(__file__).resolve().parent.parent / "test-artefacts"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
