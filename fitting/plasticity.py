@@ -90,7 +90,8 @@ def fit_rule(rule: SynapseModel, table, params: Mapping[str, Any], fixed: Mappin
     df = read_table(table)
     for name in fixed or {}:
         if name not in rule.constant_dims:
-            raise FitError(f"{rule.name} has no constant {name!r}; its constants are {', '.join(rule.constant_dims)}")
+            raise FitError(f"{rule.name} has no constant {name!r}; its constants are "
+                           f"{', '.join(rule.constant_dims)}")
     space = ParameterSpace(SimpleNamespace(name=rule.name, parameter_names=list(rule.constant_dims),
                                            dims=rule.constant_dims), params)
     target = torch.tensor(df["dw_rel"].to_numpy(float))
@@ -119,8 +120,8 @@ def fit_rule(rule: SynapseModel, table, params: Mapping[str, Any], fixed: Mappin
         better = losses.detach() < best_loss
         best_loss = torch.where(better, losses.detach(), best_loss)
         best_z[better] = z.detach()[better]
-        history += [{"iteration": it, "start": b, "loss": float(losses[b].detach()), **space.as_dict(x[b].detach())}
-                    for b in range(S)]
+        history += [{"iteration": it, "start": b, "loss": float(losses[b].detach()),
+                     **space.as_dict(x[b].detach())} for b in range(S)]
         losses.sum().backward()
         opt.step()
         sched.step()

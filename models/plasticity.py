@@ -38,8 +38,11 @@ def _with_units(params: dict[str, Any], defaults: dict[str, Any]) -> dict[str, A
     """Plain numbers are SI in the default's unit (``tau_plus=0.02`` is 20 ms)."""
     from brian2.units.fundamentalunits import Quantity, get_dimensions
 
-    return {k: Quantity(v, dim=get_dimensions(defaults[k])) if isinstance(defaults[k], Quantity)
-            and not isinstance(v, Quantity) and not hasattr(v, "requires_grad") else v for k, v in params.items()}
+    def convert(k, v):
+        plain = not isinstance(v, Quantity) and not hasattr(v, "requires_grad")
+        return Quantity(v, dim=get_dimensions(defaults[k])) if isinstance(defaults[k], Quantity) and plain else v
+
+    return {k: convert(k, v) for k, v in params.items()}
 
 
 def _bump(trace: str, interaction: str) -> str:
@@ -59,7 +62,8 @@ def stdp_pair(rule: str = "additive", interaction: str = "all", transmit: str | 
     _check(interaction, ("all", "nearest"), "interaction")
     unknown = sorted(set(params) - set(PAIR_DEFAULTS))
     if unknown:
-        raise ValueError(f"stdp_pair has no parameter {', '.join(map(repr, unknown))}; it has {', '.join(PAIR_DEFAULTS)}")
+        raise ValueError(f"stdp_pair has no parameter {', '.join(map(repr, unknown))}; it has "
+                         f"{', '.join(PAIR_DEFAULTS)}")
     if rule == "additive":
         ltd, ltp = "w - A_minus*y", "w + A_plus*x"
     else:
@@ -70,7 +74,8 @@ def stdp_pair(rule: str = "additive", interaction: str = "all", transmit: str | 
         """w : 1
            dx/dt = -x/tau_plus : 1 (event-driven)
            dy/dt = -y/tau_minus : 1 (event-driven)""",
-        on_pre="\n".join(on_pre), on_post="\n".join(on_post), parameters={**PAIR_DEFAULTS, **_with_units(params, PAIR_DEFAULTS)},
+        on_pre="\n".join(on_pre), on_post="\n".join(on_post),
+        parameters={**PAIR_DEFAULTS, **_with_units(params, PAIR_DEFAULTS)},
         name=name or f"stdp_pair_{rule}_{interaction}")
 
 
@@ -97,5 +102,6 @@ def stdp_triplet(interaction: str = "all", transmit: str | None = None, name: st
            dr2/dt = -r2/tau_x : 1 (event-driven)
            do1/dt = -o1/tau_minus : 1 (event-driven)
            do2/dt = -o2/tau_y : 1 (event-driven)""",
-        on_pre="\n".join(on_pre), on_post="\n".join(on_post), parameters={**TRIPLET_DEFAULTS, **_with_units(params, TRIPLET_DEFAULTS)},
+        on_pre="\n".join(on_pre), on_post="\n".join(on_post), parameters={**TRIPLET_DEFAULTS,
+                                                                  **_with_units(params, TRIPLET_DEFAULTS)},
         name=name or f"stdp_triplet_{interaction}")
