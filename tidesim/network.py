@@ -161,10 +161,16 @@ class Network:
         if name in taken:
             raise NetworkError(f"{self.name} already has a population or projection named {name!r}; give the "
                                "projection another name=")
-        bound = synapse.bind(p_pre.model, p_post.model)
+        source_msg = (f"{post!r} is a spike source; synapses onto it cannot change or read post-synaptic "
+                      "variables (they may only be plastic)")
+        try:
+            bound = synapse.bind(p_pre.model, p_post.model)
+        except UnknownIdentifierError as exc:
+            if isinstance(p_post, SpikeSource):
+                raise NetworkError(f"{source_msg}: {exc}") from exc
+            raise
         if isinstance(p_post, SpikeSource) and any(st.kind == "post" for st in bound.on_pre + bound.on_post):
-            raise NetworkError(f"{post!r} is a spike source; synapses onto it cannot change post-synaptic "
-                               "variables (they may only be plastic)")
+            raise NetworkError(source_msg)
         i, j, matrix = self._pairs(connectivity, p_pre.n, p_post.n, pre, post, seed)
         values: dict[str, torch.Tensor] = {}
         given = dict(params or {})
@@ -174,7 +180,7 @@ class Network:
             first = synapse.variables[0]
             if first in given:
                 raise NetworkError(f"{first!r} is given both by the weight matrix and in params")
-            given[first] = matrix[i, j]
+            given[first] = matrix if matrix.ndim == 1 else matrix[i, j]  # 1-D: per-synapse (a Convolution)
         unknown = [k for k in given if k not in synapse.variables and k not in synapse.constant_dims]
         if unknown:
             raise UnknownIdentifierError(f"synapse {synapse.name!r} has no variable or constant "
@@ -218,6 +224,8 @@ class Network:
 
     @staticmethod
     def _pairs(conn, n_pre: int, n_post: int, pre: str, post: str, seed):
+        if hasattr(conn, "synapses"):  # ts.connectivity.Convolution: (i, j, one weight per synapse)
+            return conn.synapses(n_pre, n_post, pre, post)
         matrix = None
         if isinstance(conn, str):
             if conn == "all":

@@ -73,3 +73,40 @@ def test_connection_probability_is_reproducible_by_seed(net):
     assert torch.equal(a.i, b.i) and torch.equal(a.j, b.j)
     assert 0 < a.n_synapses < 12
     assert np.all(a.i.numpy() < 4) and np.all(a.j.numpy() < 3)
+
+
+def test_synapse_reading_a_pre_variable_the_neuron_lacks(net):
+    bad = ts.SynapseModel("w : volt", on_pre="v_post += w*x_pre/mV", name="readpre")
+    with pytest.raises(UnknownIdentifierError, match=r"synapse 'readpre' on_pre uses unknown identifier 'x_pre'"):
+        net.connect("exc", "inh", bad)
+    post_bad = ts.SynapseModel("w : 1", on_post="w += u_post", name="readpost")
+    with pytest.raises(UnknownIdentifierError, match=r"synapse 'readpost' on_post uses unknown identifier 'u_post'"):
+        net.connect("exc", "inh", post_bad)
+
+
+def test_synaptic_equations_out_of_scope_say_why():
+    with pytest.raises(ModelError, match=r"'g_syn_post' has flag summed"):
+        ts.SynapseModel("g_syn_post = w : 1 (summed)\nw : 1", name="s")
+    with pytest.raises(ModelError, match=r"the equation for 'x' uses neuron variable 'v_post'"):
+        ts.SynapseModel("dx/dt = (v_post/mV - x)/(10*ms) : 1 (clock-driven)")
+    with pytest.raises(UnknownIdentifierError, match=r"the equation for 'x' uses unknown identifier 'tau_x'"):
+        ts.SynapseModel("dx/dt = -x/tau_x : 1 (event-driven)")
+    with pytest.raises(ts.UnitMismatchError, match=r"the equation for 'x'"):
+        ts.SynapseModel("dx/dt = -x : 1 (event-driven)")
+
+
+def test_plastic_synapses_onto_a_spike_source_may_not_touch_neurons(net):
+    net.add_spike_source("src", 2, indices=[0], times=[1e-3])
+    with pytest.raises(TidesimError, match=r"'src' is a spike source; synapses onto it cannot change"):
+        net.connect("exc", "src", DELTA)
+
+
+def test_recording_names_a_projection_or_population(net):
+    net.connect("exc", "inh", ts.SynapseModel("w : volt", on_pre="v_post += w"), params={"w": 1e-3})
+    with pytest.raises(KeyError, match=r"record names 'exc->ihn'; network has populations exc, inh and "
+                                       r"projections exc->inh"):
+        net.run(0.002, record={"exc->ihn": ["w"]})
+    with pytest.raises(KeyError, match=r"projection exc->inh has no synaptic variable 'g'"):
+        net.run(0.002, record={"exc->inh": ["g"]})
+    with pytest.raises(TidesimError, match=r"already has a population or projection named 'exc->inh'"):
+        net.connect("exc", "inh", DELTA, name="exc->inh")
