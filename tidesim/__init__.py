@@ -30,7 +30,8 @@ __version__ = "0.1.0"
 __all__ = [
     "NeuronModel", "SynapseModel", "Network",
     "SimulationResult", "simulate", "crossvalidate", "CrossValidationReport", "fit", "FitResult",
-    "surrogate", "models", "datasets", "fitting", "analysis", "plasticity", "TidesimError", "ModelError", "EquationSyntaxError",
+    "surrogate", "models", "datasets", "fitting", "analysis", "plasticity", "connectivity",
+    "TidesimError", "ModelError", "EquationSyntaxError",
     "UnitMismatchError", "UnknownIdentifierError", "MissingParameterError", "ShapeError",
     "SimulationError", "NumericalInstabilityError", "BackendError",
 ]
@@ -40,7 +41,7 @@ def __getattr__(name):
     # The zoo, datasets and fitting import lazily: `import tidesim` stays light.
     import importlib
 
-    if name in ("models", "datasets", "fitting", "analysis", "plasticity"):
+    if name in ("models", "datasets", "fitting", "analysis", "plasticity", "connectivity"):
         return importlib.import_module(f"tidesim.{name}")
     if name in ("fit", "FitResult"):
         return getattr(importlib.import_module("tidesim.fitting"), name)

@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 
 from .model import NeuronModel
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .network import Network
+    from .validation_network import NetworkCrossValidationReport
 from .result import SimulationResult
 from .simulation import simulate
 from .units import fmt
@@ -219,7 +223,7 @@ def compare(
 
 
 def crossvalidate(
-    model: NeuronModel,
+    model: "NeuronModel | Network",
     duration: Any = 1.0,
     n: int | None = None,
     dt: Any = 1e-4,
@@ -233,14 +237,31 @@ def crossvalidate(
     spike_tol: float = 1.0,
     stat_rtol: float = 0.1,
     seed: int | None = 0,
-) -> CrossValidationReport:
+) -> "CrossValidationReport | NetworkCrossValidationReport":
     """Run ``model`` in torch and in Brian2 with the same arguments and compare them.
 
     Arguments are those of :func:`tidesim.simulate`. ``trace_rtol``: allowed error before each
     neuron's first spike, relative to the variable's scale (its largest magnitude);
     ``spike_tol``: allowed spike-time difference in time steps; ``stat_rtol``: relative
     tolerance of statistics for models with noise. Returns a :class:`CrossValidationReport`.
+
+    ``model`` may be a :class:`~tidesim.Network`: ``inputs``/``record`` are then per population
+    (as for ``Network.run``; ``n``, ``params`` and ``initial`` belong to the populations) and the
+    result is a :class:`~tidesim.validation_network.NetworkCrossValidationReport`, one comparison
+    per population (spike for spike, or by rate and CV when the network has Poisson sources or noise).
     """
+    from .network import Network
+
+    if isinstance(model, Network):
+        from .validation_network import crossvalidate_network
+
+        given = [k for k, v in (("n", n), ("params", params), ("initial", initial)) if v is not None]
+        if given:
+            raise TypeError(f"crossvalidate(network): {', '.join(given)} belong to the populations "
+                            "(Network.add_population), not to crossvalidate")
+        return crossvalidate_network(model, duration=duration, dt=dt, inputs=inputs, record=record, target=target,
+                                     dtype=dtype, trace_rtol=trace_rtol, spike_tol=spike_tol, stat_rtol=stat_rtol,
+                                     seed=seed)
     common = dict(duration=duration, n=n, dt=dt, params=params, inputs=inputs, record=record, initial=initial)
     t0 = time.perf_counter()
     with torch.no_grad():

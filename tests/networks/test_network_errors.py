@@ -80,7 +80,8 @@ def test_synapse_reading_a_pre_variable_the_neuron_lacks(net):
     with pytest.raises(UnknownIdentifierError, match=r"synapse 'readpre' on_pre uses unknown identifier 'x_pre'"):
         net.connect("exc", "inh", bad)
     post_bad = ts.SynapseModel("w : 1", on_post="w += u_post", name="readpost")
-    with pytest.raises(UnknownIdentifierError, match=r"synapse 'readpost' on_post uses unknown identifier 'u_post'"):
+    with pytest.raises(UnknownIdentifierError,
+                       match=r"synapse 'readpost' on_post uses unknown identifier 'u_post'"):
         net.connect("exc", "inh", post_bad)
 
 
