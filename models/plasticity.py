@@ -50,13 +50,14 @@ def _bump(trace: str, interaction: str) -> str:
 
 
 def stdp_pair(rule: str = "additive", interaction: str = "all", transmit: str | None = None,
-              name: str | None = None, **params: Any) -> SynapseModel:
+              name: str | None = None, constants: dict[str, Any] | None = None, **params: Any) -> SynapseModel:
     """Pair-based STDP: ``x`` (pre trace, ``tau_plus``) potentiates at post spikes by ``A_plus*x``,
     ``y`` (post trace, ``tau_minus``) depresses at pre spikes by ``A_minus*y``.
 
     ``rule``: ``"additive"`` (hard bounds 0 and ``w_max``) or ``"multiplicative"`` (soft bounds).
     ``interaction``: ``"all"`` (every pair counts) or ``"nearest"`` (nearest spike, traces reset to 1).
-    ``params`` override :data:`PAIR_DEFAULTS` (quantities or SI floats).
+    ``params`` override :data:`PAIR_DEFAULTS` (quantities or SI floats); ``constants`` are more
+    constants (with units) that ``transmit`` uses, e.g. ``{"g_max": 1*nS}``.
     """
     _check(rule, ("additive", "multiplicative"), "rule")
     _check(interaction, ("all", "nearest"), "interaction")
@@ -75,17 +76,17 @@ def stdp_pair(rule: str = "additive", interaction: str = "all", transmit: str | 
            dx/dt = -x/tau_plus : 1 (event-driven)
            dy/dt = -y/tau_minus : 1 (event-driven)""",
         on_pre="\n".join(on_pre), on_post="\n".join(on_post),
-        parameters={**PAIR_DEFAULTS, **_with_units(params, PAIR_DEFAULTS)},
+        parameters={**PAIR_DEFAULTS, **_with_units(params, PAIR_DEFAULTS), **(constants or {})},
         name=name or f"stdp_pair_{rule}_{interaction}")
 
 
 def stdp_triplet(interaction: str = "all", transmit: str | None = None, name: str | None = None,
-                 **params: Any) -> SynapseModel:
+                 constants: dict[str, Any] | None = None, **params: Any) -> SynapseModel:
     """Pfister–Gerstner triplet STDP: pre traces ``r1`` (``tau_plus``), ``r2`` (``tau_x``), post
     traces ``o1`` (``tau_minus``), ``o2`` (``tau_y``). A post spike potentiates by
     ``r1*(A2_plus + A3_plus*o2)``, a pre spike depresses by ``o1*(A2_minus + A3_minus*r2)``; the
     triplet terms use the second trace's value just before the spike (as in the paper).
-    ``params`` override :data:`TRIPLET_DEFAULTS`.
+    ``params`` override :data:`TRIPLET_DEFAULTS`; ``constants`` as for :func:`stdp_pair`.
     """
     _check(interaction, ("all", "nearest"), "interaction")
     unknown = sorted(set(params) - set(TRIPLET_DEFAULTS))
@@ -103,5 +104,6 @@ def stdp_triplet(interaction: str = "all", transmit: str | None = None, name: st
            do1/dt = -o1/tau_minus : 1 (event-driven)
            do2/dt = -o2/tau_y : 1 (event-driven)""",
         on_pre="\n".join(on_pre), on_post="\n".join(on_post), parameters={**TRIPLET_DEFAULTS,
-                                                                  **_with_units(params, TRIPLET_DEFAULTS)},
+                                                                  **_with_units(params, TRIPLET_DEFAULTS),
+                                                                  **(constants or {})},
         name=name or f"stdp_triplet_{interaction}")

@@ -70,10 +70,7 @@ def test_stdp_onto_spiking_lif_with_transmission_matches_brian2():
     net = ts.Network()
     _sources(net, "inp", _trains(rng, 8, 30, 3000))
     net.add_population("out", lif, 3)
-    rule = rules.stdp_pair(transmit="I_syn_post += w*w_scale", A_plus=0.02)
-    syn = ts.SynapseModel(rule.model, on_pre=rule.on_pre, on_post=rule.on_post,
-                          parameters={**{k: v for k, v in rule.parameters.items()}, "w_scale": 1.5 * b2.nA}
-                          | {k: v * b2.second for k, v in rule.parameters.items() if k.startswith("tau")})
+    syn = rules.stdp_pair(transmit="I_syn_post += w*w_scale", A_plus=0.02, constants={"w_scale": 1.5 * b2.nA})
     net.connect("inp", "out", syn, connectivity="all", params={"w": torch.as_tensor(rng.uniform(0.3, 0.9, 24))},
                 delay=5e-4)
     record = {"out": ["v"], "inp->out": ["w", "x", "y"]}
