@@ -78,7 +78,8 @@ def run_network_brian2(net: Network, duration: float, dt: float,
             g = parts[0]
         groups[name] = g
         objects.append(g)
-        monitors[(name, "spikes")] = b2.SpikeMonitor(g, codeobj_class=codeobj)
+        if not (isinstance(pop, Population) and pop.model.threshold is None):  # nothing to monitor otherwise
+            monitors[(name, "spikes")] = b2.SpikeMonitor(g, codeobj_class=codeobj)
     synapses = []
     for k, proj in enumerate(net.projections):
         syn = proj.synapse
@@ -104,9 +105,9 @@ def run_network_brian2(net: Network, duration: float, dt: float,
     t_axis = torch.arange(n_steps, dtype=torch.float64) * dt
     out: dict[str, SimulationResult] = {}
     for name, pop in net.populations.items():
-        smon = monitors[(name, "spikes")]
-        idx = np.asarray(smon.i[:], dtype=int)
-        times = np.asarray(smon.t_[:], dtype=float)
+        smon = monitors.get((name, "spikes"))
+        idx = np.asarray(smon.i[:], dtype=int) if smon is not None else np.zeros(0, dtype=int)
+        times = np.asarray(smon.t_[:], dtype=float) if smon is not None else np.zeros(0)
         spikes = torch.zeros(n_steps, pop.n, dtype=torch.float64)
         steps = np.round(times / dt).astype(int)
         spikes[torch.from_numpy(steps), torch.from_numpy(idx)] = 1.0
