@@ -30,7 +30,7 @@ __version__ = "0.1.0"
 __all__ = [
     "NeuronModel", "SynapseModel", "Network",
     "SimulationResult", "simulate", "crossvalidate", "CrossValidationReport", "fit", "FitResult",
-    "surrogate", "models", "datasets", "fitting", "analysis", "plasticity", "connectivity",
+    "surrogate", "models", "datasets", "fitting", "analysis", "plasticity", "connectivity", "nn", "encode", "loss",
     "TidesimError", "ModelError", "EquationSyntaxError",
     "UnitMismatchError", "UnknownIdentifierError", "MissingParameterError", "ShapeError",
     "SimulationError", "NumericalInstabilityError", "BackendError",
@@ -41,7 +41,8 @@ def __getattr__(name):
     # The zoo, datasets and fitting import lazily: `import tidesim` stays light.
     import importlib
 
-    if name in ("models", "datasets", "fitting", "analysis", "plasticity", "connectivity"):
+    if name in ("models", "datasets", "fitting", "analysis", "plasticity", "connectivity", "nn", "encode",
+                "loss"):
         return importlib.import_module(f"tidesim.{name}")
     if name in ("fit", "FitResult"):
         return getattr(importlib.import_module("tidesim.fitting"), name)
