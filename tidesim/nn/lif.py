@@ -1,10 +1,11 @@
-"""Discrete-time leaky integrate-and-fire layers (snnTorch's ``Leaky`` and ``RLeaky``) as
-tidesim neuron models, so the same layer also runs in Brian2.
+"""Discrete-time leaky integrate-and-fire layers (snnTorch's ``Leaky``) as tidesim neuron models,
+so the same layer also runs in Brian2 and in tidesim's compiled engine.
 
-``v[t] = beta*v[t-1] + x[t] - r[t-1]``, spike where ``v[t] > theta``. Reset by subtraction stores
-``r = theta`` for the next step (snnTorch subtracts the threshold undecayed one step later), reset
-to zero sets ``v = 0`` (the next step then starts from ``beta*0 + x``), ``"none"`` never resets.
-``beta`` is clipped to [0, 1] as in snnTorch.
+``v[t] = beta*v[t-1] + x[t]``, spike where ``v[t] > theta``; as in snnTorch the reset acts on the
+next step (a flag ``z`` set by the spike): reset by subtraction removes ``theta`` from the next
+step's value (undecayed), reset to zero starts the next step from ``beta*0 + x``, ``"none"``
+never resets. So ``v`` itself is never reset in place: the membrane a layer reports is the value
+the threshold saw. The layer clips ``beta`` to [0, 1] before the model sees it, as snnTorch does.
 """
 
 from __future__ import annotations
@@ -24,13 +25,15 @@ def leaky_model(reset: str = "subtract", threshold: bool = True) -> NeuronModel:
     if reset not in _RESETS:
         raise ValueError(f"reset must be one of {', '.join(_RESETS)}; got {reset!r}")
     if not threshold:
-        return NeuronModel(equations="""dv/dt = (clip(beta, 0, 1)*v + x - v)/dt : 1
+        return NeuronModel(equations="""dv/dt = (beta*v + x - v)/dt : 1
                                         x : 1""", parameters={"beta": 0.9}, method="euler", name="leaky_readout")
-    eqs = "dv/dt = (clip(beta, 0, 1)*v + x - v)/dt : 1\nx : 1"
-    if reset == "subtract":
-        eqs = "dv/dt = (clip(beta, 0, 1)*v + x - r - v)/dt : 1\ndr/dt = -r/dt : 1\nx : 1"
-    return NeuronModel(equations=eqs, threshold="v > theta",
-                       reset={"subtract": "r = theta", "zero": "v = 0", "none": None}[reset],
+    update = {"subtract": "beta*v + x - theta*z", "zero": "beta*v*(1 - z) + x",
+              "none": "beta*v + x"}[reset]
+    # Euler steps of size dt are the map itself: v + dt*(update - v)/dt = update
+    eqs = f"dv/dt = ({update} - v)/dt : 1\nx : 1"
+    if reset != "none":
+        eqs += "\ndz/dt = -z/dt : 1"  # the reset flag lasts one step
+    return NeuronModel(equations=eqs, threshold="v > theta", reset=None if reset == "none" else "z = 1",
                        parameters={"beta": 0.9, "theta": 1.0}, method="euler", name=f"leaky_{reset}")
 
 
@@ -43,16 +46,22 @@ class LIF(Neurons):
 
     def __init__(self, beta: Any = 0.9, threshold: Any = 1.0, reset: str = "subtract", learn_beta: bool = False,
                  learn_threshold: bool = False, surrogate: Any = None, detach_reset: bool = True,
-                 stateful: bool = False, dt: float = 1e-3):
+                 stateful: bool = False, dt: float = 1e-3, engine: str = "auto"):
         learn = [n for n, flag in (("beta", learn_beta), ("theta", learn_threshold)) if flag]
         super().__init__(leaky_model(reset), input="x", dt=dt, params={"beta": beta, "theta": threshold},
                          learn=learn, surrogate=surrogate, detach_reset=detach_reset, stateful=stateful,
-                         record="v")
+                         record="v", engine=engine)
+
+
+    def _param(self, name: str, dtype):
+        value = getattr(self, name).to(dtype)
+        return value.clamp(0, 1) if name == "beta" else value  # snnTorch clamps beta too
 
 
 class Readout(Neurons):
     """A leaky integrator without spikes (``v = beta*v + x``): its membrane is the output."""
 
-    def __init__(self, beta: Any = 0.9, learn_beta: bool = False, stateful: bool = False, dt: float = 1e-3):
+    def __init__(self, beta: Any = 0.9, learn_beta: bool = False, stateful: bool = False, dt: float = 1e-3,
+                 engine: str = "auto"):
         super().__init__(leaky_model(threshold=False), input="x", dt=dt, params={"beta": beta},
-                         learn=["beta"] if learn_beta else [], stateful=stateful, record="v")
+                         learn=["beta"] if learn_beta else [], stateful=stateful, record="v", engine=engine)

@@ -48,13 +48,17 @@ class Neurons(nn.Module):
         Whether the reset passes no gradient through the spike (snnTorch's default).
     stateful
         Keep the state between calls of :meth:`forward` (online use); ``reset_state()`` clears it.
+    engine
+        How :meth:`run` steps through a sequence on the CPU: ``"auto"`` (the compiled C loop where
+        the model and surrogate allow), ``"compiled"``, or ``"eager"`` (torch step by step).
     record
         The state the layer reports as its membrane (default: the threshold's variable).
     """
 
     def __init__(self, model: NeuronModel, input: str = "I", dt: float = 1e-3,
                  params: Mapping[str, Any] | None = None, learn: Iterable[str] = (), surrogate: Any = None,
-                 detach_reset: bool = True, stateful: bool = False, record: str | None = None):
+                 detach_reset: bool = True, stateful: bool = False, record: str | None = None,
+                 engine: str = "auto"):
         super().__init__()
         if model._refractory_kind is not None:
             raise ModelError(f"{model.name}: layers do not model refractoriness; drop it from the model")
@@ -65,6 +69,9 @@ class Neurons(nn.Module):
                              f"{', '.join(model.parameter_names)}")
         self.model, self.input, self.dt = model, input, float(dt)
         self.detach_reset, self.stateful = detach_reset, stateful
+        if engine not in ("auto", "compiled", "eager"):
+            raise ValueError(f"engine must be 'auto', 'compiled' or 'eager', got {engine!r}")
+        self.engine = engine
         self.surrogate = get_surrogate(surrogate) if not isinstance(surrogate, nn.Module) else surrogate
         given = dict(params or {})
         unknown = [k for k in list(given) + list(learn) if k not in model.parameter_names]
@@ -115,7 +122,7 @@ class Neurons(nn.Module):
         return state
 
     def _env(self, x: torch.Tensor) -> dict:
-        env = {n: getattr(self, n).to(x.dtype) for n in self.param_names}
+        env = {n: self._param(n, x.dtype) for n in self.param_names}
         env.update(dt=torch.tensor(self.dt, dtype=x.dtype, device=x.device), t=torch.zeros((), dtype=x.dtype))
         env[self.input] = x
         return env
@@ -173,6 +180,8 @@ class Neurons(nn.Module):
         if x.ndim < 2:
             raise ShapeError(f"a sequence must be [T, batch, ...]; got shape {tuple(x.shape)}")
         state = dict(state) if state is not None else self.initial_state(x[0])
+        if self.engine != "eager" and _compilable(self, x):
+            return self._run_compiled(x, state, tbptt, checkpoint)
         spikes, mems = [], []
         T = x.shape[0]
         seg = int(checkpoint or tbptt or T) or T
@@ -188,6 +197,30 @@ class Neurons(nn.Module):
                 state = {k: v.detach() for k, v in state.items()}
         return torch.cat(spikes), torch.cat(mems), state
 
+    def _run_compiled(self, x: torch.Tensor, state: dict, tbptt: int | None, checkpoint: int | None):
+        """The sequence in tidesim's compiled engine (C time loop, adjoint backward): the same
+        numbers as stepping, with memory of one state trajectory (or segment starts)."""
+        from ..simulation import simulate
+
+        T, shape = x.shape[0], x.shape[1:]
+        n = int(torch.Size(shape).numel())
+        params = {}
+        for name in self.param_names:
+            value = self._param(name, x.dtype)
+            params[name] = value.expand(shape).reshape(n) if value.ndim else value
+        res = simulate(self.model, duration=T * self.dt, dt=self.dt, n=n, params=params,
+                       inputs={self.input: x.reshape(T, n)}, record=[self.record],
+                       initial={k: v.reshape(n) for k, v in state.items()}, surrogate=self.surrogate,
+                       detach_reset=self.detach_reset, tbptt=tbptt, checkpoint=checkpoint, engine="compiled",
+                       dtype=x.dtype)
+        final = {k: v.reshape(shape) for k, v in res.final_state.items() if k in self.model.state_names}
+        # the monitor records at the start of a step: the membrane after step t is the record of t+1
+        mem = torch.cat([res[self.record][1:], final[self.record].reshape(1, n)]).reshape(T, *shape)
+        return res.spikes.reshape(T, *shape), mem, final
+
+    def _param(self, name: str, dtype) -> torch.Tensor:
+        return getattr(self, name).to(dtype)
+
     def _segment(self, xs: torch.Tensor, state):
         spikes, mems = [], []
         for x in xs.unbind(0):
@@ -198,6 +231,14 @@ class Neurons(nn.Module):
 
     def extra_repr(self) -> str:
         return f"model={self.model.name}, input={self.input}, dt={self.dt}, surrogate={self.surrogate!r}"
+
+
+def _compilable(layer: Neurons, x: torch.Tensor) -> bool:
+    from .. import compiled
+    from ..surrogate import atan, fast_sigmoid, sigmoid, straight_through, triangular
+
+    return (x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and compiled.available()
+            and type(layer.surrogate) in (fast_sigmoid, sigmoid, atan, triangular, straight_through))
 
 
 def _threshold_variable(model: NeuronModel, states: list[str]) -> str:

@@ -22,6 +22,7 @@ class Recurrent(nn.Module):
         super().__init__()
         self.layer, self.n = layer, int(n)
         self.recurrent = nn.Linear(self.n, self.n, bias=bias)
+        self.engine = "eager"  # the recurrent input is a torch layer: step in torch
 
     def initial_state(self, x: torch.Tensor) -> dict:
         return {**self.layer.initial_state(x), "_spikes": torch.zeros_like(x)}
@@ -55,6 +56,12 @@ class Sequential(nn.Module):
     def __init__(self, *layers: nn.Module):
         super().__init__()
         self.layers = nn.ModuleList(layers)
+
+    def __getitem__(self, k: int) -> nn.Module:
+        return self.layers[k]
+
+    def __len__(self) -> int:
+        return len(self.layers)
 
     def forward(self, x: torch.Tensor, state: Sequence | None = None, tbptt: int | None = None,
                 checkpoint: int | None = None, return_state: bool = False, all_layers: bool = False):
