@@ -54,7 +54,7 @@ def train(epochs: int = 30, steps: int = 25, hidden: int = 256, batch: int = 64,
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
     gen = torch.Generator().manual_seed(seed)
     t0 = time.perf_counter()
-    for epoch in tqdm(range(epochs), disable=not progress, desc="digits", unit="epoch"):
+    for _epoch in tqdm(range(epochs), disable=not progress, desc="digits", unit="epoch"):
         order = torch.randperm(len(y_train), generator=gen)
         for k in range(0, len(order), batch):
             idx = order[k:k + batch]
