@@ -31,6 +31,7 @@ __all__ = [
     "NeuronModel", "SynapseModel", "Network",
     "SimulationResult", "simulate", "crossvalidate", "CrossValidationReport", "fit", "FitResult",
     "surrogate", "models", "datasets", "fitting", "analysis", "plasticity", "connectivity", "nn", "encode", "loss",
+    "nir_io",
     "TidesimError", "ModelError", "EquationSyntaxError",
     "UnitMismatchError", "UnknownIdentifierError", "MissingParameterError", "ShapeError",
     "SimulationError", "NumericalInstabilityError", "BackendError",
@@ -42,7 +43,7 @@ def __getattr__(name):
     import importlib
 
     if name in ("models", "datasets", "fitting", "analysis", "plasticity", "connectivity", "nn", "encode",
-                "loss"):
+                "loss", "nir_io"):
         return importlib.import_module(f"tidesim.{name}")
     if name in ("fit", "FitResult"):
         return getattr(importlib.import_module("tidesim.fitting"), name)

@@ -265,14 +265,16 @@ class Network:
     def run(self, duration: float, dt: float = 1e-4, inputs: Mapping[str, Mapping[str, Any]] | None = None,
             record: Mapping[str, Sequence[str]] | None = None, dtype: torch.dtype = torch.float64,
             surrogate: Any = None, seed: int | None = None, backend: str = "torch", target: str = "auto",
-            checkpoint: int | None = None):
+            checkpoint: int | None = None, engine: str = "auto"):
         """Simulate ``duration`` s; returns ``{population: SimulationResult}`` (sources: spikes only).
 
         ``inputs``/``record`` are per population, as for :func:`tidesim.simulate`; ``record`` may
         also name a projection (``{"inp->exc": ["w"]}``): its synaptic variables are recorded as
         ``[T, n_synapses]`` in ``results["inp->exc"]``. ``backend="brian2"`` builds the same
         network in Brian2 and runs it there. ``checkpoint``: steps per recomputed segment in the
-        backward pass (less memory, one more forward pass).
+        backward pass (less memory, one more forward pass). ``engine``: ``"auto"`` runs the whole
+        loop in generated C (forward only: no gradients, static synapses, no noise) where it can,
+        else steps in torch; ``"compiled"`` insists on C, ``"eager"`` on torch.
         """
         if backend == "brian2":
             from .network_brian2 import run_network_brian2
@@ -280,6 +282,17 @@ class Network:
             return run_network_brian2(self, duration, dt, inputs=inputs, record=record, seed=seed, target=target)
         if backend != "torch":
             raise ValueError(f"backend must be 'torch' or 'brian2', got {backend!r}")
+        if engine not in ("auto", "compiled", "eager"):
+            raise ValueError(f"engine must be 'auto', 'compiled' or 'eager', got {engine!r}")
+        if engine != "eager":
+            from .network_compiled import Unsupported, run_network_compiled
+
+            try:  # refuses (Unsupported) whatever it cannot do exactly, gradients included
+                return run_network_compiled(self, duration, dt, inputs=inputs, record=record, dtype=dtype,
+                                            seed=seed)
+            except Unsupported:
+                if engine == "compiled":
+                    raise
         from .network_engine import run_network
 
         return run_network(self, duration, dt, inputs=inputs, record=record, dtype=dtype, surrogate=surrogate,

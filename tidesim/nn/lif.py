@@ -12,7 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 from ..model import NeuronModel
+from ..surrogate import Surrogate
+from .lif_kernel import lif_sequence
 from .neurons import Neurons
 
 __all__ = ["leaky_model", "LIF", "Readout"]
@@ -48,9 +52,36 @@ class LIF(Neurons):
                  learn_threshold: bool = False, surrogate: Any = None, detach_reset: bool = True,
                  stateful: bool = False, dt: float = 1e-3, engine: str = "auto"):
         learn = [n for n, flag in (("beta", learn_beta), ("theta", learn_threshold)) if flag]
+        self.reset_kind = reset
         super().__init__(leaky_model(reset), input="x", dt=dt, params={"beta": beta, "theta": threshold},
                          learn=learn, surrogate=surrogate, detach_reset=detach_reset, stateful=stateful,
                          record="v", engine=engine)
+
+    def run(self, x: torch.Tensor, state=None, tbptt: int | None = None, checkpoint: int | None = None,
+            membranes: bool = True):
+        """As :meth:`Neurons.run`; with ``engine="auto"`` the whole loop is one autograd function
+        with a hand-derived backward (memory: membranes and spikes only, so ``checkpoint`` has
+        nothing left to save and is ignored). ``membranes=False``: membranes not returned (None),
+        their memory reused in the backward pass."""
+        if self.engine != "auto" or not isinstance(self.surrogate, Surrogate) or x.ndim < 2:
+            return super().run(x, state, tbptt, checkpoint, membranes)
+        state = dict(state) if state is not None else self.initial_state(x[0])
+        beta, theta = self._param("beta", x.dtype), self._param("theta", x.dtype)
+        v, z = state["v"], state.get("z", torch.zeros_like(x[0]))
+        spikes, mems = [], []
+        seg = int(tbptt or x.shape[0])
+        for k0 in range(0, x.shape[0], seg):
+            s, m, v = lif_sequence(x[k0:k0 + seg], beta, theta, v, z, self.reset_kind, self.surrogate,
+                                   self.detach_reset, membranes)
+            spikes.append(s)
+            mems.append(m)
+            z = s[-1].clone()  # a copy: a view would keep the whole spike tensor alive in the state
+            if tbptt:
+                v, z = v.detach(), z.detach()
+        final = {"v": v} if self.reset_kind == "none" else {"v": v, "z": z}
+        if len(spikes) == 1:  # no copy
+            return spikes[0], mems[0], final
+        return torch.cat(spikes), torch.cat(mems) if membranes else None, final
 
 
     def _param(self, name: str, dtype):

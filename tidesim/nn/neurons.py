@@ -173,10 +173,11 @@ class Neurons(nn.Module):
             self.state = {k: v.detach() for k, v in self.state.items()}
 
     def run(self, x: torch.Tensor, state: Mapping[str, torch.Tensor] | None = None, tbptt: int | None = None,
-            checkpoint: int | None = None):
+            checkpoint: int | None = None, membranes: bool = True):
         """The whole sequence ``x`` ``[T, batch, *shape]``: returns ``spikes, membranes`` (both
         ``[T, ...]``) and the final state. ``tbptt=K`` cuts the state's gradient every K steps;
-        ``checkpoint=K`` recomputes K-step segments in the backward pass (less memory)."""
+        ``checkpoint=K`` recomputes K-step segments in the backward pass (less memory);
+        ``membranes=False`` lets a layer skip returning them (None)."""
         if x.ndim < 2:
             raise ShapeError(f"a sequence must be [T, batch, ...]; got shape {tuple(x.shape)}")
         state = dict(state) if state is not None else self.initial_state(x[0])

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Sequence
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint as torch_checkpoint
 
 from ..errors import ShapeError
 from .neurons import Neurons
@@ -32,7 +34,8 @@ class Recurrent(nn.Module):
         spikes, mem, new = self.layer.step(x + self.recurrent(state["_spikes"]), inner)
         return spikes, mem, {**new, "_spikes": spikes}
 
-    def run(self, x: torch.Tensor, state=None, tbptt: int | None = None, checkpoint: int | None = None):
+    def run(self, x: torch.Tensor, state=None, tbptt: int | None = None, checkpoint: int | None = None,
+            membranes: bool = True):
         return Neurons.run(self, x, state, tbptt, checkpoint)
 
     _segment = Neurons._segment
@@ -64,26 +67,55 @@ class Sequential(nn.Module):
         return len(self.layers)
 
     def forward(self, x: torch.Tensor, state: Sequence | None = None, tbptt: int | None = None,
-                checkpoint: int | None = None, return_state: bool = False, all_layers: bool = False):
+                checkpoint: int | None = None, chunk: int | None = 16, return_state: bool = False,
+                all_layers: bool = False):
+        """``chunk``: steps the whole stack runs at a time (the state carried across, gradients
+        exact): memory holds one chunk's currents instead of the sequence's. ``checkpoint``: the
+        same with the chunks recomputed in the backward pass (memory: one chunk plus the states)."""
         if x.ndim < 3:
             raise ShapeError(f"Sequential takes [T, batch, ...] input; got shape {tuple(x.shape)}")
+        if not any(isinstance(layer, (Neurons, Recurrent)) for layer in self.layers):
+            raise ShapeError("Sequential has no neuron layer")
+        T = x.shape[0]
+        recompute = bool(checkpoint) and torch.is_grad_enabled()
+        k = int(checkpoint or chunk or T)
+        if tbptt:  # segments must not straddle a truncation point
+            k = math.gcd(k, int(tbptt))
+        outs = []
+        for t0 in range(0, T, k):
+            if recompute:
+                out, state = torch_checkpoint(self._stack, x[t0:t0 + k], state, tbptt, all_layers,
+                                              use_reentrant=False)
+            else:
+                out, state = self._stack(x[t0:t0 + k], state, tbptt, all_layers)
+            outs.append(out)
+        if len(outs) == 1:
+            result = outs[0]
+        else:
+            result = [tuple(torch.cat([o[m][j] for o in outs]) if outs[0][m][j] is not None else None
+                            for j in range(2)) for m in range(len(outs[0]))]
+        result = result if all_layers else result[-1]
+        return (result, state) if return_state else result
+
+    def _stack(self, x: torch.Tensor, state, tbptt, all_layers: bool):
         T, B = x.shape[:2]
+        neuron_layers = [m for m, layer in enumerate(self.layers) if isinstance(layer, (Neurons, Recurrent))]
         states, outputs, k = [], [], 0
         h = x
-        for layer in self.layers:
+        for m, layer in enumerate(self.layers):
             if isinstance(layer, (Neurons, Recurrent)):
                 s0 = state[k] if state is not None else None
-                spikes, mems, final = layer.run(h, s0, tbptt=tbptt, checkpoint=checkpoint)
+                last = m == neuron_layers[-1]
+                # hidden membranes: not returned unless asked, their memory reused in the backward
+                spikes, mems, final = layer.run(h, s0, tbptt=tbptt, membranes=all_layers or last)
                 states.append(final)
-                outputs.append((spikes, mems))
+                if all_layers or last:
+                    outputs.append((spikes, mems))
                 h, k = spikes, k + 1
             else:
                 y = layer(h.reshape(T * B, *h.shape[2:]))
                 h = y.reshape(T, B, *y.shape[1:])
-        if not outputs:
-            raise ShapeError("Sequential has no neuron layer")
-        result = outputs if all_layers else outputs[-1]
-        return (result, states) if return_state else result
+        return outputs, states
 
 
 def detach(state):
