@@ -120,6 +120,8 @@ def eligible(model: NeuronModel, cfg, needs_grad: bool) -> str | None:
         return "no C compiler"
     if needs_grad and _surrogate_code(cfg.surrogate) is None:
         return "custom surrogate"
+    if needs_grad and cfg.surrogate.learnable:
+        return "learnable surrogate slope"
     return None
 
 

@@ -19,7 +19,7 @@ __all__ = ["Surrogate", "fast_sigmoid", "sigmoid", "atan", "triangular", "straig
 
 class _SpikeFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, cond, surrogate):
+    def forward(ctx, x, cond, surrogate, shape_param):
         ctx.save_for_backward(x)
         ctx.surrogate = surrogate
         spikes = (x > 0) if cond is None else cond
@@ -28,7 +28,18 @@ class _SpikeFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors
-        return grad * ctx.surrogate.derivative(x), None, None
+        sur = ctx.surrogate
+        g_param = None
+        if ctx.needs_input_grad[3]:  # a learnable slope: the gradient of the smooth primitive
+            g_param = (grad * sur.param_derivative(x)).sum().reshape(sur.shape_param.shape)
+        return grad * sur.derivative(x), None, None, g_param
+
+
+def _learnable(value: float, learnable: bool):
+    """The shape parameter: a float, or a trainable scalar ``nn.Parameter``."""
+    if not learnable:
+        return float(value)
+    return torch.nn.Parameter(torch.tensor(float(value), dtype=torch.float64))
 
 
 class Surrogate:
@@ -39,50 +50,89 @@ class Surrogate:
     def derivative(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    #: the learnable shape parameter (``nn.Parameter``) of surrogates made with ``learnable=True``
+    shape_param = None
+
+    @property
+    def learnable(self) -> bool:
+        return isinstance(self.shape_param, torch.nn.Parameter)
+
+    def param_derivative(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        """d(primitive)/d(shape parameter): what a learnable slope's gradient is made of."""
+        raise NotImplementedError(f"{self.name} has no learnable shape parameter")
+
     def __call__(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """Spikes (0/1, dtype of ``x``): ``cond`` if given, else ``x > 0``."""
-        return _SpikeFunction.apply(x, cond, self)
+        return _SpikeFunction.apply(x, cond, self, self.shape_param if self.learnable else None)
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v}" for k, v in vars(self).items())
+        args = ", ".join(f"{k}={float(v) if isinstance(v, torch.Tensor) else v}" for k, v in vars(self).items()
+                         if k != "_fn")
         return f"{self.name}({args})"
 
 
 class fast_sigmoid(Surrogate):
-    """Derivative ``1 / (slope*|x| + 1)**2`` (SuperSpike; snnTorch's default, slope 25)."""
+    """Derivative ``1 / (slope*|x| + 1)**2`` (SuperSpike; snnTorch's default, slope 25), the
+    derivative of the primitive ``x / (1 + slope*|x|)``. ``learnable=True``: the slope is an
+    ``nn.Parameter`` whose gradient is that of the primitive (Lian et al. 2023's learnable
+    surrogate); layers register it."""
 
     name = "fast_sigmoid"
 
-    def __init__(self, slope: float = 25.0):
-        self.slope = float(slope)
+    def __init__(self, slope: float = 25.0, learnable: bool = False):
+        self.shape_param = _learnable(slope, learnable)
+
+    @property
+    def slope(self):
+        return self.shape_param
 
     def derivative(self, x):
         return 1.0 / (self.slope * x.abs() + 1.0) ** 2
 
+    def param_derivative(self, x):
+        return -x * x.abs() / (1.0 + self.slope * x.abs()) ** 2
+
 
 class sigmoid(Surrogate):
-    """Derivative of the logistic function ``sigma(slope*x)``."""
+    """Derivative of the logistic function ``sigma(slope*x)`` (``learnable=True`` as for
+    :class:`fast_sigmoid`)."""
 
     name = "sigmoid"
 
-    def __init__(self, slope: float = 25.0):
-        self.slope = float(slope)
+    def __init__(self, slope: float = 25.0, learnable: bool = False):
+        self.shape_param = _learnable(slope, learnable)
+
+    @property
+    def slope(self):
+        return self.shape_param
 
     def derivative(self, x):
         s = torch.sigmoid(self.slope * x)
         return self.slope * s * (1.0 - s)
 
+    def param_derivative(self, x):
+        s = torch.sigmoid(self.slope * x)
+        return x * s * (1.0 - s)
+
 
 class atan(Surrogate):
-    """Derivative of ``arctan(pi/2*alpha*x)/pi + 1/2``: ``alpha/2 / (1 + (pi/2*alpha*x)**2)``."""
+    """Derivative of ``arctan(pi/2*alpha*x)/pi + 1/2``: ``alpha/2 / (1 + (pi/2*alpha*x)**2)``
+    (``learnable=True`` as for :class:`fast_sigmoid`)."""
 
     name = "atan"
 
-    def __init__(self, alpha: float = 2.0):
-        self.alpha = float(alpha)
+    def __init__(self, alpha: float = 2.0, learnable: bool = False):
+        self.shape_param = _learnable(alpha, learnable)
+
+    @property
+    def alpha(self):
+        return self.shape_param
 
     def derivative(self, x):
         return (self.alpha / 2.0) / (1.0 + (math.pi / 2.0 * self.alpha * x) ** 2)
+
+    def param_derivative(self, x):
+        return (x / 2.0) / (1.0 + (math.pi / 2.0 * self.alpha * x) ** 2)
 
 
 class triangular(Surrogate):

@@ -191,3 +191,32 @@ def test_fused_lif_backward_equals_autograd_through_the_steps(reset):
         for a, e in zip(g_a, g_e):
             torch.testing.assert_close(a, e, rtol=1e-10, atol=1e-10)
     assert not torch.allclose(grads["auto", None][1][0], grads["auto", 10][1][0])  # truncation matters
+
+
+@pytest.mark.parametrize("name", ["fast_sigmoid", "sigmoid", "atan"])
+def test_learnable_surrogate_slope_gets_the_gradient_of_its_primitive(name):
+    """The slope's gradient is the gradient of the smooth function whose derivative the surrogate is
+    (written out here independently), and the layer trains it."""
+    primitives = {
+        "fast_sigmoid": lambda x, k: x / (1 + k * x.abs()),
+        "sigmoid": lambda x, k: torch.sigmoid(k * x),
+        "atan": lambda x, k: torch.atan(torch.pi / 2 * k * x) / torch.pi,
+    }
+    sur = getattr(ts.surrogate, name)(3.0, learnable=True)
+    torch.manual_seed(7)
+    x = torch.randn(50, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(50, dtype=torch.float64)
+    (g_k, g_x) = torch.autograd.grad((sur(x) * w).sum(), (sur.shape_param, x))
+    k = torch.tensor(3.0, dtype=torch.float64, requires_grad=True)
+    x2 = x.detach().clone().requires_grad_(True)
+    (ref_k, ref_x) = torch.autograd.grad((primitives[name](x2, k) * w).sum(), (k, x2))
+    torch.testing.assert_close(g_k, ref_k)
+    torch.testing.assert_close(g_x, ref_x)
+    layer = tnn.LIF(beta=0.9, surrogate=sur)
+    assert any(p is sur.shape_param for p in layer.parameters())
+    spikes, _, _ = layer.run(torch.rand(20, 4, 6) * 0.5)
+    opt = torch.optim.SGD(layer.parameters(), lr=0.1)
+    spikes.sum().backward()
+    before = float(sur.shape_param)
+    opt.step()
+    assert float(sur.shape_param) != before

@@ -15,7 +15,6 @@ from typing import Any
 import torch
 
 from ..model import NeuronModel
-from ..surrogate import Surrogate
 from .lif_kernel import lif_sequence
 from .neurons import Neurons
 
@@ -63,7 +62,7 @@ class LIF(Neurons):
         with a hand-derived backward (memory: membranes and spikes only, so ``checkpoint`` has
         nothing left to save and is ignored). ``membranes=False``: membranes not returned (None),
         their memory reused in the backward pass."""
-        if self.engine != "auto" or not isinstance(self.surrogate, Surrogate) or x.ndim < 2:
+        if self.engine != "auto" or self.surrogate.learnable or x.ndim < 2:
             return super().run(x, state, tbptt, checkpoint, membranes)
         state = dict(state) if state is not None else self.initial_state(x[0])
         beta, theta = self._param("beta", x.dtype), self._param("theta", x.dtype)

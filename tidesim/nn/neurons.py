@@ -43,7 +43,8 @@ class Neurons(nn.Module):
     learn
         Names of parameters to train (``nn.Parameter``), e.g. ``("beta", "theta")``.
     surrogate
-        Surrogate gradient of the spikes (``ts.surrogate``; a module with learnable slope too).
+        Surrogate gradient of the spikes (``ts.surrogate``; ``fast_sigmoid(learnable=True)`` trains
+        its slope with the layer).
     detach_reset
         Whether the reset passes no gradient through the spike (snnTorch's default).
     stateful
@@ -72,7 +73,9 @@ class Neurons(nn.Module):
         if engine not in ("auto", "compiled", "eager"):
             raise ValueError(f"engine must be 'auto', 'compiled' or 'eager', got {engine!r}")
         self.engine = engine
-        self.surrogate = get_surrogate(surrogate) if not isinstance(surrogate, nn.Module) else surrogate
+        self.surrogate = get_surrogate(surrogate)
+        if self.surrogate.learnable:  # trained with the layer
+            self.register_parameter("surrogate_shape", self.surrogate.shape_param)
         given = dict(params or {})
         unknown = [k for k in list(given) + list(learn) if k not in model.parameter_names]
         if unknown:
@@ -239,7 +242,8 @@ def _compilable(layer: Neurons, x: torch.Tensor) -> bool:
     from ..surrogate import atan, fast_sigmoid, sigmoid, straight_through, triangular
 
     return (x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and compiled.available()
-            and type(layer.surrogate) in (fast_sigmoid, sigmoid, atan, triangular, straight_through))
+            and type(layer.surrogate) in (fast_sigmoid, sigmoid, atan, triangular, straight_through)
+            and not layer.surrogate.learnable)
 
 
 def _threshold_variable(model: NeuronModel, states: list[str]) -> str:
