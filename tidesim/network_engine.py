@@ -105,7 +105,7 @@ class _Sim:
         self.dtype = dtype
         self.pre = [Pathway(p, "pre", net.delay_steps(p, dt), net.populations[p.pre].n) for p in net.projections]
         self.post = [Pathway(p, "post", torch.zeros(p.n_synapses, dtype=torch.long), net.populations[p.post].n)
-                     for p in net.projections if p.synapse.on_post.strip() or p.synapse.event_driven]
+                     for p in net.projections if p.synapse.on_post.strip()]
         self.max_delay = max([d for pw in self.pre for d, _, _ in pw.groups], default=0)
         self.consts = [dict(p.constants) for p in net.projections]
 

@@ -62,7 +62,7 @@ class Pathway:
             consts: dict, t: torch.Tensor, dt: torch.Tensor) -> None:
         """Deliver the events of step ``k``: changes ``vals`` (synaptic variables) and ``new``
         (post-synaptic states before their reset) by reassignment."""
-        if not self.statements and not self.proj.synapse.event_driven:
+        if not self.statements:  # Brian2 makes no pathway for an empty on_pre/on_post
             return
         for d, ids, indptr in self.groups:
             if k - d < 0:

@@ -78,9 +78,11 @@ def run_pairs(synapse: SynapseModel, pre_times: Sequence[Sequence[float]], post_
     n_p = len(pre_times)
     d_steps = int(round(delay / dt))
     events = []  # per protocol: (step, pathway order: 0 pre, 1 post)
+    # a pathway exists (and advances the event-driven variables) only where the rule has statements
+    has_pre, has_post = bool(synapse.on_pre.strip()), bool(synapse.on_post.strip())
     for pre, post in zip(pre_times, post_times):
-        ev = [(int(round(t / dt)) + d_steps, 0) for t in np.atleast_1d(pre)]
-        ev += [(int(round(t / dt)), 1) for t in np.atleast_1d(post)]
+        ev = [(int(round(t / dt)) + d_steps, 0) for t in np.atleast_1d(pre)] if has_pre else []
+        ev += [(int(round(t / dt)), 1) for t in np.atleast_1d(post)] if has_post else []
         events.append(sorted(ev))
     n_e = max((len(e) for e in events), default=0)
     steps = np.zeros((n_p, n_e), dtype=np.int64)

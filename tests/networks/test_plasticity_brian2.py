@@ -99,3 +99,19 @@ def test_clock_driven_synaptic_equations_match_brian2():
     assert float(res_t.states["g"].max()) > 0.1
     for var in ("g", "h"):
         np.testing.assert_allclose(res_t.states[var].numpy(), res_b.states[var].numpy(), rtol=1e-12, atol=1e-15)
+
+
+def test_event_driven_variables_change_only_on_the_pathways_that_exist():
+    """No on_post: Brian2 makes no post pathway, so post spikes neither advance the trace nor its
+    lastupdate; the recorded trace equals Brian2's bit for bit."""
+    syn = ts.SynapseModel("dx/dt = -x/tau : 1 (event-driven)", on_pre="x += 1", parameters={"tau": 7 * b2.ms})
+    net = ts.Network()
+    net.add_spike_source("pre", 1, indices=[0, 0, 0], times=[2e-3, 4.5e-3, 11e-3])
+    net.add_spike_source("post", 1, indices=[0, 0], times=[3e-3, 8e-3])
+    net.connect("pre", "post", syn, connectivity="one_to_one")
+    res_t = net.run(0.015, record={"pre->post": ["x"]})["pre->post"].states["x"]
+    res_b = net.run(0.015, record={"pre->post": ["x"]}, backend="brian2", target="numpy")["pre->post"].states["x"]
+    assert float(res_t.max()) > 1.0
+    assert torch.equal(res_t, res_b)
+    ev = run_pairs(syn, [[2e-3, 4.5e-3, 11e-3]], [[3e-3, 8e-3]])
+    assert float(ev["x"][0]) == float(res_b[-1, 0])
