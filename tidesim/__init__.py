@@ -31,7 +31,7 @@ __all__ = [
     "NeuronModel", "SynapseModel", "Network",
     "SimulationResult", "simulate", "crossvalidate", "CrossValidationReport", "fit", "FitResult",
     "surrogate", "models", "datasets", "fitting", "analysis", "plasticity", "connectivity", "nn", "encode", "loss",
-    "nir_io",
+    "nir_io", "dynamics",
     "TidesimError", "ModelError", "EquationSyntaxError",
     "UnitMismatchError", "UnknownIdentifierError", "MissingParameterError", "ShapeError",
     "SimulationError", "NumericalInstabilityError", "BackendError",
@@ -43,7 +43,7 @@ def __getattr__(name):
     import importlib
 
     if name in ("models", "datasets", "fitting", "analysis", "plasticity", "connectivity", "nn", "encode",
-                "loss", "nir_io"):
+                "loss", "nir_io", "dynamics"):
         return importlib.import_module(f"tidesim.{name}")
     if name in ("fit", "FitResult"):
         return getattr(importlib.import_module("tidesim.fitting"), name)
