@@ -49,6 +49,9 @@ def fit(
     callback: Callable | None = None,
     engine: str = "auto",
     surrogate: Any = None,
+    n_simulations: int = 2000,
+    n_samples: int = 1000,
+    sbi_options: Mapping[str, Any] | None = None,
 ) -> FitResult:
     """Fit ``params`` of ``model`` to the sweeps of ``recordings``.
 
@@ -95,6 +98,13 @@ def fit(
         Save the optimiser state to ``checkpoint`` every ``checkpoint_every`` iterations;
         ``resume=path`` goes on from such a file (same arguments otherwise) and ends where an
         uninterrupted fit would.
+    n_simulations, n_samples, sbi_options
+        ``method="sbi"``: posterior inference by neural posterior estimation (:mod:`tidesim.fitting.sbi`):
+        ``n_simulations`` prior draws simulated on the recordings' protocol train the estimator, then
+        ``n_samples`` posterior draws make ``fit.samples``; ``best_params`` are their marginal medians.
+        ``sbi_options`` go to :func:`tidesim.fitting.sbi.train` (``noise``, ``statistics``,
+        ``density_estimator``, ``max_epochs``, ``client``, ...). ``loss``, ``n_starts`` and the
+        optimiser settings do not apply.
     """
     from tidesim.synapses import SynapseModel
 
@@ -108,6 +118,12 @@ def fit(
     recs = recordings if isinstance(recordings, (list, tuple)) else [recordings]
     if sweeps is not None:
         recs = [r.select(sweeps) for r in recs]
+    if method == "sbi":  # posterior samples instead of an optimum (fitting/sbi.py)
+        from .sbi import sbi_fit
+
+        return sbi_fit(model, recs, params, n_simulations=n_simulations, n_samples=n_samples, seed=seed,
+                       window=window, input=input, voltage=voltage, dt=dt, engine=engine, progress=progress,
+                       **dict(sbi_options or {}))
     space = ParameterSpace(model, params)
     loss_fn = as_loss(loss)
     data = prepare(recs, dt=dt, window=window)
@@ -139,7 +155,7 @@ def fit(
                              tol=tol, schedule=schedule, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
                              resume=resumed, progress=progress, callback=callback)
     else:
-        raise FitError(f"method must be 'adam', 'lbfgs' or 'de', got {method!r}")
+        raise FitError(f"method must be 'auto', 'adam', 'lbfgs', 'de' or 'sbi', got {method!r}")
     if refine:
         _polish(problem, loss_fn, state, refine, refine_lr)
     elapsed = time.perf_counter() - t0

@@ -34,10 +34,17 @@ class FitResult:
         The model with the fitted parameters as defaults (``model.with_params(**best_params)``).
     settings : dict
         How the fit ran: method, loss, dt (s), window (s), input/voltage names, seed, time (s).
+    samples : pandas.DataFrame or None
+        ``method="sbi"``: posterior draws, SI, a column per parameter (saved as ``samples.csv``);
+        ``best_params`` are then their marginal medians. None for the other methods.
+    posterior : ConditionedPosterior or None
+        ``method="sbi"``: the posterior given the fitted sweeps (:mod:`tidesim.fitting.sbi`: ``sample``,
+        ``log_prob``, ``contains``); not saved (retrain, or keep the AmortizedPosterior).
     """
 
     def __init__(self, model, best_params: dict[str, float], start_losses: np.ndarray, starts: pd.DataFrame,
-                 history: pd.DataFrame, settings: dict[str, Any], data: FitData | None = None):
+                 history: pd.DataFrame, settings: dict[str, Any], data: FitData | None = None,
+                 samples: pd.DataFrame | None = None, posterior: Any = None):
         self.base_model = model
         self.best_params = dict(best_params)
         self.start_losses = np.asarray(start_losses, dtype=float)
@@ -46,9 +53,32 @@ class FitResult:
         self.history = history
         self.settings = dict(settings)
         self.data = data  # the training data (not saved: reload the recording for it)
+        self.samples = samples
+        self.posterior = posterior
+
+    # ---------------------------------------------------------------- posterior (method="sbi")
+    def credible_interval(self, level: float = 0.9) -> pd.DataFrame:
+        """Central marginal credible intervals of the posterior samples: a row per parameter,
+        columns ``low``, ``median``, ``high`` (SI; the (1-level)/2, 0.5, (1+level)/2 quantiles),
+        ``mean``, ``std``."""
+        from .sbi import credible_intervals
+
+        if self.samples is None:
+            raise ValueError("credible intervals need posterior samples: fit with method='sbi'")
+        return credible_intervals(self.samples, level)
+
+    def predictive_check(self, rec=None, n: int = 100, level: float = 0.9, seed: int | None = 0,
+                         window: tuple[float, float] | None = None) -> pd.DataFrame:
+        """Posterior predictive check against ``rec`` (default: the fitted sweeps): ``n`` posterior
+        samples simulated on its sweeps, their summary statistics (spike count, rate, latency, ...)
+        against the recording's (:func:`tidesim.fitting.sbi.predictive_check`)."""
+        from .sbi import predictive_check
+
+        return predictive_check(self, rec, n=n, level=level, seed=seed, window=window)
 
     @property
     def model(self):
+        """The fitted model: the base model with :attr:`best_params` applied."""
         return self.base_model.with_params(**self.best_params)
 
     # ---------------------------------------------------------------- using the fitted model
@@ -152,7 +182,8 @@ class FitResult:
 
     # ---------------------------------------------------------------- persistence
     def save(self, path: str | Path) -> Path:
-        """Write ``path/fit.json`` (parameters, losses, settings, history) and ``path/model.pt``."""
+        """Write ``path/fit.json`` (parameters, losses, settings, history), ``path/model.pt`` and, for
+        ``method="sbi"``, ``path/samples.csv`` (posterior samples; the posterior itself is not saved)."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         doc = {"best_params": self.best_params, "start_losses": [float(x) for x in self.start_losses],
@@ -160,6 +191,10 @@ class FitResult:
                "history": self.history.to_dict(orient="list")}
         (path / "fit.json").write_text(json.dumps(doc, indent=1, allow_nan=True))
         torch.save({"model_spec": self.base_model._spec}, path / "model.pt")
+        if self.samples is not None:
+            self.samples.to_csv(path / "samples.csv", index=False, float_format="%.17g")
+        elif (path / "samples.csv").exists():  # an earlier sbi fit's samples are not this fit's
+            (path / "samples.csv").unlink()
         return path
 
     @classmethod
@@ -170,8 +205,9 @@ class FitResult:
         path = Path(path)
         doc = json.loads((path / "fit.json").read_text())
         spec = torch.load(path / "model.pt", weights_only=False)["model_spec"]
+        samples = pd.read_csv(path / "samples.csv") if (path / "samples.csv").exists() else None
         return cls(NeuronModel(**spec), doc["best_params"], np.asarray(doc["start_losses"]),
-                   pd.DataFrame(doc["starts"]), pd.DataFrame(doc["history"]), doc["settings"])
+                   pd.DataFrame(doc["starts"]), pd.DataFrame(doc["history"]), doc["settings"], samples=samples)
 
     def __repr__(self) -> str:
         from tidesim.units import fmt
