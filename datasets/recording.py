@@ -80,10 +80,12 @@ class Recording:
 
     @property
     def n_samples(self) -> int:
+        """Number of samples ``T`` in each sweep."""
         return int(self.voltage.shape[1])
 
     @property
     def t(self) -> torch.Tensor:
+        """``[T]`` sample times within a sweep (s): ``0, dt, 2 dt, ...``."""
         return torch.arange(self.n_samples, dtype=torch.float64) * self.dt
 
     @property
@@ -93,14 +95,17 @@ class Recording:
 
     @property
     def sampling_rate(self) -> float:
+        """Samples per second (Hz): ``1 / dt``."""
         return 1.0 / self.dt
 
     @property
     def has_current(self) -> bool:
+        """Whether the recording holds the injected current (from the file, ``current=`` or ``protocol=``)."""
         return self._current is not None
 
     @property
     def current(self) -> torch.Tensor:
+        """``[S, T]`` injected current (A); :class:`MissingCurrentError` when the recording has none."""
         if self._current is None:
             raise MissingCurrentError(
                 f"{self.name} holds no injected current: pass current= (an array in amperes, [T] or "
@@ -109,6 +114,7 @@ class Recording:
 
     @property
     def spike_counts(self) -> np.ndarray:
+        """``[S]`` number of spikes in each sweep."""
         return np.array([len(s) for s in self.spike_times], dtype=int)
 
     def select(self, sweeps: Sequence[int]) -> "Recording":

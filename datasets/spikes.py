@@ -63,10 +63,12 @@ class SpikeData:
 
     @property
     def n_units(self) -> int:
+        """Number of units (neurons)."""
         return len(self.trains)
 
     @property
     def n_trials(self) -> int:
+        """Number of trials of each unit (0 without units)."""
         return len(self.trains[0]) if self.trains else 0
 
     def __len__(self) -> int:
@@ -79,6 +81,7 @@ class SpikeData:
 
     @property
     def duration(self) -> float:
+        """Length of a trial (s): ``t_stop - t_start``."""
         return self.t_stop - self.t_start
 
     def units(self, which: Sequence[int]) -> "SpikeData":

@@ -20,10 +20,12 @@ from .losses import (
     VanRossum,
     default_loss,
 )
+from .many import fit_many
 from .parameters import ParameterSpace
 from .report import parameter_table, write_report
 from .result import FitResult
 
-__all__ = ["fit", "FitResult", "FitData", "prepare", "ParameterSpace", "Loss", "ModelOutput", "TraceMSE",
-           "VanRossum", "SpikeCount", "FirstSpikeLatency", "GammaFactor", "Feature", "UserLoss", "default_loss",
+__all__ = ["fit", "fit_many", "FitResult", "FitData", "prepare", "ParameterSpace", "Loss", "ModelOutput",
+           "TraceMSE", "VanRossum", "SpikeCount", "FirstSpikeLatency", "GammaFactor", "Feature", "UserLoss",
+           "default_loss",
            "FitError", "BoundsError", "FitDiverged", "poisson_baseline", "parameter_table", "write_report"]

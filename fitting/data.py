@@ -28,18 +28,22 @@ class FitData:
 
     @property
     def n_sweeps(self) -> int:
+        """Number of sweeps ``S``."""
         return int(self.voltage.shape[1])
 
     @property
     def n_steps(self) -> int:
+        """Number of integration steps ``T`` in a sweep."""
         return int(self.voltage.shape[0])
 
     @property
     def duration(self) -> float:
+        """Length of a sweep (s): ``n_steps * dt``."""
         return self.n_steps * self.dt
 
     @property
     def counts(self) -> torch.Tensor:
+        """``[S]`` recorded spike count of each sweep."""
         return self.spikes.sum(0)
 
     def spike_mask(self, before: float, after: float, extra: torch.Tensor | None = None) -> torch.Tensor:

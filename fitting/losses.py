@@ -32,6 +32,7 @@ class ModelOutput:
 
     @property
     def n_starts(self) -> int:
+        """Number of parameter points ``B`` simulated together."""
         return int(self.voltage.shape[1])
 
 
@@ -53,6 +54,7 @@ class Loss:
     __rmul__ = __mul__
 
     def terms(self) -> list[tuple[float, "Loss"]]:
+        """``(weight, loss)`` pairs this loss is the weighted sum of (one loss: itself, weight 1)."""
         return [(1.0, self)]
 
     def __repr__(self) -> str:

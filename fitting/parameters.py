@@ -114,6 +114,7 @@ class ParameterSpace:
 
     @property
     def names(self) -> list[str]:
+        """Names of the fitted parameters, in column order."""
         return [b.name for b in self.bounds]
 
     def __len__(self) -> int:
@@ -124,6 +125,7 @@ class ParameterSpace:
         return torch.stack([b.to_physical(z[:, j]) for j, b in enumerate(self.bounds)], dim=1)
 
     def to_free(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, d]`` SI parameter values → ``[B, d]`` free values (the inverse of :meth:`to_physical`)."""
         return torch.stack([b.to_free(x[:, j]) for j, b in enumerate(self.bounds)], dim=1)
 
     def from_unit(self, u: np.ndarray) -> torch.Tensor:
@@ -151,6 +153,7 @@ class ParameterSpace:
         return {b.name: float(v) for b, v in zip(self.bounds, x.detach().cpu().tolist())}
 
     def describe(self) -> list[dict[str, str]]:
+        """One row per parameter: ``name``, ``low``/``high`` (text, with units), ``scale`` (linear/log)."""
         return [{"name": b.name, "low": fmt(b.low, self.model.dims[b.name]),
                  "high": fmt(b.high, self.model.dims[b.name]), "scale": b.scale} for b in self.bounds]
 

@@ -22,6 +22,8 @@ from tidesim.synapses import SynapseModel
 
 __all__ = ["stdp_pair", "stdp_triplet", "PAIR_DEFAULTS", "TRIPLET_DEFAULTS"]
 
+#: Default parameters of :func:`stdp_pair`: amplitudes (dimensionless, in units of the weight), trace time
+#: constants (s), weight bound ``w_max``.
 PAIR_DEFAULTS = {"A_plus": 0.01, "A_minus": 0.0105, "tau_plus": 20 * ms, "tau_minus": 20 * ms, "w_max": 1.0}
 #: Pfister & Gerstner (2006) Table 4, visual cortex (Sjöström et al. 2001 data), all-to-all, full model.
 TRIPLET_DEFAULTS = {"A2_plus": 5e-10, "A3_plus": 6.2e-3, "A2_minus": 7e-3, "A3_minus": 2.3e-4,

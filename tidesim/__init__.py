@@ -31,7 +31,7 @@ __all__ = [
     "NeuronModel", "SynapseModel", "Network",
     "SimulationResult", "simulate", "crossvalidate", "CrossValidationReport", "fit", "FitResult",
     "surrogate", "models", "datasets", "fitting", "analysis", "plasticity", "connectivity", "nn", "encode", "loss",
-    "nir_io", "dynamics",
+    "nir_io", "dynamics", "sweep", "fit_many",
     "TidesimError", "ModelError", "EquationSyntaxError",
     "UnitMismatchError", "UnknownIdentifierError", "MissingParameterError", "ShapeError",
     "SimulationError", "NumericalInstabilityError", "BackendError",
@@ -43,8 +43,8 @@ def __getattr__(name):
     import importlib
 
     if name in ("models", "datasets", "fitting", "analysis", "plasticity", "connectivity", "nn", "encode",
-                "loss", "nir_io", "dynamics"):
+                "loss", "nir_io", "dynamics", "sweep"):
         return importlib.import_module(f"tidesim.{name}")
-    if name in ("fit", "FitResult"):
+    if name in ("fit", "FitResult", "fit_many"):
         return getattr(importlib.import_module("tidesim.fitting"), name)
     raise AttributeError(f"module 'tidesim' has no attribute {name!r}")

@@ -101,6 +101,7 @@ class Scale(nn.Module):
         self.register_buffer("scale", torch.as_tensor(np.asarray(scale), dtype=torch.get_default_dtype()).clone())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x * scale`` (dimensionless gain), in ``x``'s dtype."""
         return x * self.scale.to(x.dtype)
 
     def extra_repr(self) -> str:

@@ -48,6 +48,7 @@ class Surrogate:
     name = "surrogate"
 
     def derivative(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        """d(spike)/dx for the backward pass at ``x``, the distance to threshold / ``threshold_scale``."""
         raise NotImplementedError
 
     #: the learnable shape parameter (``nn.Parameter``) of surrogates made with ``learnable=True``
@@ -55,6 +56,7 @@ class Surrogate:
 
     @property
     def learnable(self) -> bool:
+        """Whether the shape parameter is a trainable ``nn.Parameter`` (``learnable=True``)."""
         return isinstance(self.shape_param, torch.nn.Parameter)
 
     def param_derivative(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
@@ -84,6 +86,7 @@ class fast_sigmoid(Surrogate):
 
     @property
     def slope(self):
+        """The slope (per unit of the scaled distance ``x``): a float or a trainable ``nn.Parameter``."""
         return self.shape_param
 
     def derivative(self, x):
@@ -104,6 +107,7 @@ class sigmoid(Surrogate):
 
     @property
     def slope(self):
+        """The slope (per unit of the scaled distance ``x``): a float or a trainable ``nn.Parameter``."""
         return self.shape_param
 
     def derivative(self, x):
@@ -126,6 +130,7 @@ class atan(Surrogate):
 
     @property
     def alpha(self):
+        """The width parameter (per unit of the scaled distance ``x``): a float or an ``nn.Parameter``."""
         return self.shape_param
 
     def derivative(self, x):

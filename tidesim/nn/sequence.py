@@ -27,20 +27,24 @@ class Recurrent(nn.Module):
         self.engine = "eager"  # the recurrent input is a torch layer: step in torch
 
     def initial_state(self, x: torch.Tensor) -> dict:
+        """The layer's initial state for one step's input ``x`` ``[batch, n]``, no spikes yet."""
         return {**self.layer.initial_state(x), "_spikes": torch.zeros_like(x)}
 
     def step(self, x: torch.Tensor, state: dict):
+        """One step: ``(spikes, membrane, new_state)`` from input ``x`` plus recurrent input ``W s[t-1]``."""
         inner = {k: v for k, v in state.items() if k != "_spikes"}
         spikes, mem, new = self.layer.step(x + self.recurrent(state["_spikes"]), inner)
         return spikes, mem, {**new, "_spikes": spikes}
 
     def run(self, x: torch.Tensor, state=None, tbptt: int | None = None, checkpoint: int | None = None,
             membranes: bool = True):
+        """The whole sequence ``x`` ``[T, batch, n]``, as :meth:`Neurons.run <tidesim.nn.Neurons.run>`."""
         return Neurons.run(self, x, state, tbptt, checkpoint)
 
     _segment = Neurons._segment
 
     def forward(self, x, state=None):
+        """One step from ``state`` (default :meth:`initial_state`): ``(spikes, membrane, new_state)``."""
         state = state if state is not None else self.initial_state(x)
         return self.step(x, state)
 
