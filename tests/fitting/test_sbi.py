@@ -96,7 +96,7 @@ def test_chunks_are_reproducible_picklable_and_run_on_dask():
     torch.testing.assert_close(together[[0, 7]], alone)
     shipped = pickle.loads(pickle.dumps(sim))  # what a Dask worker with processes receives
     torch.testing.assert_close(tsbi.simulate(shipped, theta, seed=5, chunk=4), here, rtol=0, atol=0)
-    distributed = pytest.importorskip("distributed")
+    import distributed
     with distributed.Client(processes=False, n_workers=2, threads_per_worker=1, dashboard_address=None) as client:
         on_dask = tsbi.simulate(sim, theta, seed=5, chunk=4, client=client)
     torch.testing.assert_close(on_dask, here, rtol=0, atol=0)

@@ -12,6 +12,7 @@ import socket
 import sys
 import time
 
+import distributed  # a dependency: a missing install fails, never skips
 import numpy as np
 import pandas as pd
 import pytest
@@ -20,8 +21,6 @@ import tidesim as ts
 from tidesim import sweep
 from tidesim.fitting import fit_many
 from tidesim.sweep_dask import SchedulerUnreachableError, TasksFailedError
-
-distributed = pytest.importorskip("distributed")
 
 PROTOCOL = dict(amplitudes=[0.7e-9, 1.1e-9], start=0.02, stop=0.17, duration=0.2)
 QUICK_FIT = dict(sweeps=[4, 6, 8], window=(0.1, 0.7), dt=2e-4, n_starts=8, max_iter=3, method="de")
