@@ -298,6 +298,32 @@ class Network:
         return run_network(self, duration, dt, inputs=inputs, record=record, dtype=dtype, surrogate=surrogate,
                            seed=seed, checkpoint=checkpoint)
 
+    def run_arguments(self, inputs, record) -> tuple[dict, dict, dict[str, list[str]]]:
+        """``inputs`` and ``record`` of a run checked against the network's names (both engines use
+        this): returns them as dicts, and the recorded synaptic variables per projection."""
+        inputs, record = dict(inputs or {}), dict(record or {})
+        projections = {p.name: p for p in self.projections}
+        unknown = [k for k in inputs if k not in self.populations]
+        if unknown:
+            raise KeyError(f"inputs names population {', '.join(map(repr, unknown))}; {self.name} has "
+                           f"{', '.join(self.populations)}")
+        unknown = [k for k in record if k not in self.populations and k not in projections]
+        if unknown:
+            raise KeyError(f"record names {', '.join(map(repr, unknown))}; {self.name} has populations "
+                           f"{', '.join(self.populations)} and projections {', '.join(projections) or 'none'}")
+        syn_record = {}
+        for name, names in record.items():
+            if name not in projections:
+                continue
+            variables = projections[name].synapse.variables
+            names = list(variables) if names is None else list(names)
+            missing = [v for v in names if v not in variables]
+            if missing:
+                raise KeyError(f"projection {name} has no synaptic variable {', '.join(map(repr, missing))}; its "
+                               f"variables are {', '.join(variables) or 'none'}")
+            syn_record[name] = names
+        return inputs, record, syn_record
+
     def delay_steps(self, proj: Projection, dt: float) -> torch.Tensor:
         """Each synapse's delay in whole steps (an error if a delay is not a multiple of ``dt``)."""
         d = np.asarray(proj.delay, dtype=float) / dt

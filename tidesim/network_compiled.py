@@ -207,21 +207,6 @@ def _ptrs(arrays: Sequence[np.ndarray | None]) -> ctypes.Array:
     return (ctypes.c_void_p * max(len(arrays), 1))(*[None if a is None else a.ctypes.data for a in arrays])
 
 
-def _synapse_records(record: dict, projections: dict[str, Projection]) -> dict[str, list[str]]:
-    out = {}
-    for name, names in record.items():
-        if name not in projections:
-            continue
-        variables = projections[name].synapse.variables
-        names = list(variables) if names is None else list(names)
-        unknown = [v for v in names if v not in variables]
-        if unknown:
-            raise KeyError(f"projection {name} has no synaptic variable {', '.join(map(repr, unknown))}; its "
-                           f"variables are {', '.join(variables) or 'none'}")
-        out[name] = names
-    return out
-
-
 class _Arguments:
     """The kernel's argument tables by name (arrays, sizes, constants); what they point to stays alive here."""
 
@@ -303,17 +288,8 @@ def run_network_compiled(net: Network, duration: float, dt: float,
     Raises :class:`Unsupported` for what it does not run: gradients, noise, on_post, statements that
     write synaptic variables, synaptic equations, functions without a C implementation.
     """
-    inputs, record = dict(inputs or {}), dict(record or {})
+    inputs, record, syn_record = net.run_arguments(inputs, record)
     projections = {p.name: p for p in net.projections}
-    unknown = [k for k in inputs if k not in net.populations]
-    if unknown:
-        raise KeyError(f"inputs names population {', '.join(map(repr, unknown))}; {net.name} has "
-                       f"{', '.join(net.populations)}")
-    unknown = [k for k in record if k not in net.populations and k not in projections]
-    if unknown:
-        raise KeyError(f"record names {', '.join(map(repr, unknown))}; {net.name} has populations "
-                       f"{', '.join(net.populations)} and projections {', '.join(projections) or 'none'}")
-    syn_record = _synapse_records(record, projections)
     check_supported(net, dtype)
     T = n_steps_for(duration, dt)
     cpu = torch.device("cpu")

@@ -34,18 +34,7 @@ def run_network(net: Network, duration: float, dt: float, inputs: Mapping[str, M
     ``checkpoint``: recompute the forward pass in segments of this many steps during the backward
     pass instead of keeping every step's intermediate tensors (memory for time).
     """
-    inputs, record = dict(inputs or {}), dict(record or {})
-    projections = {p.name: p for p in net.projections}
-    unknown = [k for k in inputs if k not in net.populations]
-    if unknown:
-        raise KeyError(f"inputs names population {', '.join(map(repr, unknown))}; {net.name} has "
-                       f"{', '.join(net.populations)}")
-    unknown = [k for k in record if k not in net.populations and k not in projections]
-    if unknown:
-        raise KeyError(f"record names {', '.join(map(repr, unknown))}; {net.name} has populations "
-                       f"{', '.join(net.populations)} and projections {', '.join(projections) or 'none'}")
-    syn_record = {name: _synapse_record(projections[name], vars_) for name, vars_ in record.items()
-                  if name in projections}
+    inputs, record, syn_record = net.run_arguments(inputs, record)
     n_steps = n_steps_for(duration, dt)
     device = torch.device("cpu")
     gen = torch.Generator()
@@ -149,15 +138,6 @@ class _Sim:
                 hist[name].pop(k - self.max_delay, None)
         recent = [(k, {n: hist[n][k] for n in hist}) for k in range(max(k0, k1 - self.max_delay), k1)]
         return (states, vals, recent), (spikes_out, recs, syn_recs)
-
-
-def _synapse_record(proj, names: Sequence[str]) -> list[str]:
-    names = list(names) if names is not None else list(proj.synapse.variables)
-    unknown = [n for n in names if n not in proj.synapse.variables]
-    if unknown:
-        raise KeyError(f"projection {proj.name} has no synaptic variable {', '.join(map(repr, unknown))}; "
-                       f"its variables are {', '.join(proj.synapse.variables) or 'none'}")
-    return names
 
 
 def _initial_values(proj, dtype) -> dict[str, torch.Tensor]:
