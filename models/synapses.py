@@ -122,6 +122,16 @@ def delta(name: str = "syn", voltage: str = "v") -> SynapticKind:
     return SynapticKind("delta", name, False, "", "", {}, REF_BRUNEL, syn, voltage, ())
 
 
+def _driving_force(eqs: str, params: dict[str, Any], x: str, name: str, E: Any, voltage: str,
+                   conductance: bool) -> tuple[str, str]:
+    """The current of variable ``x``: ``x`` itself (current-based) or ``x*(E_name - v)`` with the
+    reversal potential ``E_name`` (V) added to the equations and parameters (conductance-based)."""
+    if not conductance:
+        return eqs, x
+    params[f"E_{name}"] = E
+    return eqs + f"\nE_{name} : volt", f"{x}*(E_{name} - {voltage})"
+
+
 def _exp(name: str, tau: Any, E: Any, voltage: str, conductance: bool) -> SynapticKind:
     _check_name(name)
     _positive_time(tau, f"tau of synapse {name!r}")
@@ -129,11 +139,7 @@ def _exp(name: str, tau: Any, E: Any, voltage: str, conductance: bool) -> Synapt
     x, tau_n = f"{s}_{name}", f"tau_{name}"
     eqs = f"d{x}/dt = -{x}/{tau_n} : {unit}\n{tau_n} : second"
     params: dict[str, Any] = {tau_n: tau}
-    current = x
-    if conductance:
-        params[f"E_{name}"] = E
-        eqs += f"\nE_{name} : volt"
-        current = f"{x}*(E_{name} - {voltage})"
+    eqs, current = _driving_force(eqs, params, x, name, E, voltage, conductance)
     kind = "exp_conductance" if conductance else "exp_current"
     syn = SynapseModel(f"weight : {unit}", on_pre=f"{x}_post += weight", name=f"{kind}_{name}")
     return SynapticKind(kind, name, conductance, eqs, current, params, REF_ROTH, syn, voltage,
@@ -169,11 +175,7 @@ def _alpha(name: str, tau: Any, E: Any, voltage: str, conductance: bool) -> Syna
               d{x}/dt = (exp(1)*{aux} - {x})/{tau_n} : {unit}
               {tau_n} : second"""
     params: dict[str, Any] = {tau_n: tau}
-    current = x
-    if conductance:
-        params[f"E_{name}"] = E
-        eqs += f"\nE_{name} : volt"
-        current = f"{x}*(E_{name} - {voltage})"
+    eqs, current = _driving_force(eqs, params, x, name, E, voltage, conductance)
     kind = "alpha_conductance" if conductance else "alpha_current"
     syn = SynapseModel(f"weight : {unit}", on_pre=f"{aux}_post += weight", name=f"{kind}_{name}")
     return SynapticKind(kind, name, conductance, eqs, current, params, f"{REF_RALL}; {REF_ROTH}", syn, voltage,
@@ -223,11 +225,7 @@ def _biexp(name: str, tau_rise: Any, tau_decay: Any, E: Any, voltage: str, condu
               {tr} : second
               {td} : second"""
     params: dict[str, Any] = {tr: tau_rise, td: tau_decay}
-    current = x
-    if conductance:
-        params[f"E_{name}"] = E
-        eqs += f"\nE_{name} : volt"
-        current = f"{x}*(E_{name} - {voltage})"
+    eqs, current = _driving_force(eqs, params, x, name, E, voltage, conductance)
     kind = "biexp_conductance" if conductance else "biexp_current"
     syn = SynapseModel(f"weight : {unit}", on_pre=f"{xr}_post += weight; {xd}_post += weight",
                        name=f"{kind}_{name}")
