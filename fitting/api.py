@@ -39,7 +39,7 @@ def fit(
     window: tuple[float, float] | None = None,
     sweeps: Sequence[int] | None = None,
     fixed: Mapping[str, Any] | None = None,
-    refine: int = 0,
+    refine: int | None = None,
     refine_lr: float = 0.01,
     seed: int | None = 0,
     progress: bool = False,
@@ -93,7 +93,8 @@ def fit(
         Integration step (s; a whole multiple of the recording's sampling interval, the data are
         averaged to it), the part of each sweep to fit (s), and which sweeps to fit.
     refine, refine_lr
-        After the search, this many Adam iterations (step ``refine_lr``) from the best point.
+        After the search, this many Adam iterations (step ``refine_lr``) from the best point
+        (default: 50 for ``method="auto"``, none otherwise; ``refine=0`` switches it off).
     checkpoint, checkpoint_every, resume
         Save the optimiser state to ``checkpoint`` every ``checkpoint_every`` iterations;
         ``resume=path`` goes on from such a file (same arguments otherwise) and ends where an
@@ -136,8 +137,9 @@ def fit(
     t0 = time.perf_counter()
     label = method
     if method == "auto":  # global search, then gradient polishing of the sub-threshold trace
-        method, refine = "de", refine or 50
-        label = f"auto (differential evolution, then {refine} Adam steps on the trace)"
+        method, refine = "de", 50 if refine is None else refine
+        label = ("auto (differential evolution, then "
+                 + (f"{refine} Adam steps on the trace)" if refine else "no gradient polishing)"))
     if method == "de":
         state = evolution_fit(problem, loss_fn, popsize=n_starts, max_iter=max_iter, seed=seed, progress=progress,
                               callback=callback)

@@ -89,3 +89,13 @@ def test_recording_without_current(silent):
     rec = Recording(silent.voltage, silent.dt, None, silent.spike_times, name="cell 7")
     with pytest.raises(FitError, match="cell 7 holds no injected current"):
         ts.fit(ts.models.get("lif"), rec, params={"R": (50e6, 200e6)})
+
+
+def test_auto_method_polishes_by_default_and_refine_zero_switches_it_off(silent):
+    lif = ts.models.get("lif")
+    kw = dict(params={"R": (50e6, 200e6)}, loss="trace", n_starts=4, max_iter=2, seed=0)
+    polished = ts.fit(lif, silent, refine=None, **kw)
+    plain = ts.fit(lif, silent, refine=0, **kw)
+    assert "then 50 Adam steps" in polished.settings["method"]
+    assert "no gradient polishing" in plain.settings["method"]
+    assert plain.history["iteration"].max() < polished.history["iteration"].max()
