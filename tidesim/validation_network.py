@@ -144,6 +144,8 @@ def is_stochastic(net) -> bool:
 def _cvs(res: SimulationResult) -> np.ndarray:
     from elephant.statistics import cv, isi
 
+    import tidesim.analysis  # noqa: F401  (imports elephant without its global warning filters)
+
     return np.array([float(cv(isi(np.asarray(t)))) for t in res.spike_trains if len(t) >= 3])
 
 

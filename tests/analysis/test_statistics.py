@@ -108,3 +108,14 @@ def test_simulation_result_is_accepted():
     res = ts.simulate(model, 200 * b2.ms, n=2, params={"I": [0, 0.3] * b2.nA}, dt=0.1 * b2.ms)
     rates = ts.analysis.firing_rate(res)
     assert rates[0] == 0 and rates[1] == pytest.approx(len(res.spike_trains[1]) / 0.2) and rates[1] > 0
+
+
+def test_importing_the_analysis_leaves_the_warning_filters_alone():
+    """elephant installs a global 'once' filter for UserWarning on import; tidesim keeps it out."""
+    import subprocess
+    import sys
+
+    code = ("import warnings, tidesim; before = list(warnings.filters); import tidesim.analysis, elephant; "
+            "assert warnings.filters == before, warnings.filters[:3]")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-500:]

@@ -3,7 +3,15 @@
 ``ts.analysis.torch`` holds differentiable versions for fitting.
 """
 
-from . import differentiable as torch  # noqa: F401  (ts.analysis.torch.van_rossum_distance, ...)
+import warnings
+
+# Importing elephant installs process-wide warning filters (a 'once' filter for every UserWarning,
+# from elephant.spade), which would turn Brian2's dependencies' deprecation notices on for the rest
+# of the session: import it once here with the filters restored afterwards.
+with warnings.catch_warnings():
+    import elephant  # noqa: F401
+
+from . import differentiable as torch  # noqa: E402, F401  (ts.analysis.torch.van_rossum_distance, ...)
 from .features import adaptation_index, efel_features, fi_curve, first_spike_latency, step_window
 from .plots import fi_plot, isi_histogram, raster
 from .spiketrains import NoSpikesError, as_spiketrains
