@@ -119,3 +119,8 @@ def test_importing_the_analysis_leaves_the_warning_filters_alone():
             "assert warnings.filters == before, warnings.filters[:3]")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-500:]
+
+
+def test_firing_rate_of_a_silent_train_in_a_window_is_zero():
+    rates = ts.analysis.firing_rate([np.array([0.1, 0.3]), np.array([])], t_start=0.0, t_stop=1.0)
+    assert rates.tolist() == [2.0, 0.0]

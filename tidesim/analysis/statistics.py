@@ -33,6 +33,9 @@ def firing_rate(obj: Any, t_start: float | None = None, t_stop: float | None = N
             start = kw.get("t_start", st.t_start)
             stop = kw.get("t_stop", st.t_stop)
             st = st.time_slice(start, stop)
+            if len(st) == 0:  # elephant refuses an empty train with a window: its rate is 0 Hz
+                out.append(0.0)
+                continue
         out.append(float(mean_firing_rate(st, **kw).rescale("Hz").magnitude))
     return np.asarray(out)
 
