@@ -497,13 +497,34 @@ class ConditionedPosterior:
         """sbi's posterior object with this observation as its default ``x`` (unit-cube scale)."""
         return self.amortized.posterior.set_default_x(self.amortized._x(self.x))
 
-    def sample_unit(self, n: int, seed: int | None = 0) -> torch.Tensor:
-        """``[n, d]`` posterior samples on the unit cube (inside the prior's support)."""
+    def sample_unit(self, n: int, seed: int | None = 0, max_seconds: float = 120.0) -> torch.Tensor:
+        """``[n, d]`` posterior samples on the unit cube (inside the prior's support). Rejection
+        sampling that has not finished after ``max_seconds`` s is an error naming the statistics
+        that lie outside what the simulations produced (the usual cause)."""
         with torch.random.fork_rng():
             if seed is not None:
                 torch.manual_seed(seed)
-            return self.amortized.posterior.sample((int(n),), x=self.amortized._x(self.x),
-                                                   show_progress_bars=False).to(torch.float64)
+            try:
+                return self.amortized.posterior.sample((int(n),), x=self.amortized._x(self.x),
+                                                       show_progress_bars=False,
+                                                       max_sampling_time=max_seconds).to(torch.float64)
+            except RuntimeError as exc:
+                if "time" not in str(exc).lower():
+                    raise
+                raise FitError(f"sampling the posterior took over {max_seconds:g} s: it puts almost no mass "
+                               f"inside the bounds for this recording. {self.outliers()}") from exc
+
+    def outliers(self, limit: float = 5.0) -> str:
+        """The recording's statistics more than ``limit`` SD from the simulated ones, as a sentence."""
+        a = self.amortized
+        keep = a.keep.tolist()
+        z = ((self.x.to(torch.float64) - a.x_mean.to(torch.float64)) / a.x_std.to(torch.float64))[keep]
+        names = [a.simulator.names[k] for k in keep]
+        far = [f"{n} ({float(v):+.0f} SD)" for n, v in zip(names, z) if abs(float(v)) > limit]
+        if not far:
+            return "No statistic is far outside the simulated range; try more simulations."
+        return ("These statistics lie far outside what the simulations produced: " + ", ".join(far)
+                + "; drop them (statistics=...) or widen the bounds.")
 
     def sample(self, n: int = 1000, seed: int | None = 0) -> pd.DataFrame:
         """``n`` posterior samples, SI values, a column per parameter."""

@@ -248,3 +248,18 @@ def test_bad_sampling_arguments_are_refused(amortized):
         cond.log_prob({"a": 1e-9, "b": 1e-10})
     with pytest.raises(FitError, match="noise"):
         tsbi.train(ts.models.get("adex"), rec, BOUNDS, n_simulations=100, noise="loud")
+
+
+def test_statistics_outside_the_simulations_are_named(amortized):
+    """An observation far outside what the simulator produces: the statistics are named, and
+    sampling that cannot finish in time is an error that names them instead of a hang."""
+    rec = _recording({"a": 3e-9, "b": 90e-12, "tau_w": 150e-3}, seed=7)
+    x = amortized.observation(rec).clone()
+    names = amortized.simulator.names
+    counts = [k for k, n in enumerate(names) if n.endswith(": count")]
+    x[counts] = 500.0  # far more spikes than any simulation had
+    cond = amortized.condition(x)
+    assert "count" in cond.outliers() and "SD" in cond.outliers()
+    assert "No statistic" in amortized.condition(amortized.observation(rec)).outliers()
+    with pytest.raises(FitError, match="took over .* s.*count"):
+        cond.sample_unit(2000, max_seconds=1e-3)
