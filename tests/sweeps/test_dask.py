@@ -9,7 +9,6 @@ client="local" (worker processes with nannies) and kills a worker process mid-sw
 import functools
 import os
 import socket
-import sys
 import time
 
 import distributed  # a dependency: a missing install fails, never skips
@@ -167,6 +166,10 @@ def test_unreachable_scheduler_names_the_address(adex, points):
         fit_many(adex, ["axon_steps"], FIT_PARAMS, client=address, connect_timeout=1, **QUICK_FIT)
 
 
+KILLER = '''
+import os
+
+
 def kills_worker_once(train, marker):
     """The first call anywhere takes its worker process down with it."""
     if not os.path.exists(marker):
@@ -174,21 +177,23 @@ def kills_worker_once(train, marker):
             f.write(str(os.getpid()))
         os._exit(13)
     return float(len(train))
+'''
 
 
 @pytest.mark.slow
-def test_killed_worker_chunks_are_rerun(adex, points, tmp_path):
-    import cloudpickle
+def test_killed_worker_chunks_are_rerun(adex, points, tmp_path, monkeypatch):
+    # The measure lives in a module the worker processes can import (tests/ is not a package they
+    # see): written to tmp_path, which their PYTHONPATH names.
+    (tmp_path / "killer_measure.py").write_text(KILLER)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import killer_measure
 
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # worker processes cannot import tests/
-    try:
-        marker = tmp_path / "killed"
-        measure = ("n", functools.partial(kills_worker_once, marker=str(marker)))
-        protocol = sweep.steps(**PROTOCOL)
-        there = sweep(adex, points, protocol, n_per_chunk=20, progress=False, client="local",
-                      measures=["rate", "isi_cv", measure])
-        assert marker.exists() and int(marker.read_text()) != os.getpid()  # a worker process died
-        here = sweep(adex, points, protocol, n_per_chunk=20, progress=False, measures=["rate", "isi_cv", measure])
-        pd.testing.assert_frame_equal(there, here, check_exact=True)
-    finally:
-        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    marker = tmp_path / "killed"
+    measure = ("n", functools.partial(killer_measure.kills_worker_once, marker=str(marker)))
+    protocol = sweep.steps(**PROTOCOL)
+    there = sweep(adex, points, protocol, n_per_chunk=20, progress=False, client="local",
+                  measures=["rate", "isi_cv", measure])
+    assert marker.exists() and int(marker.read_text()) != os.getpid()  # a worker process died
+    here = sweep(adex, points, protocol, n_per_chunk=20, progress=False, measures=["rate", "isi_cv", measure])
+    pd.testing.assert_frame_equal(there, here, check_exact=True)
