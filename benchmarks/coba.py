@@ -22,15 +22,14 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 import numpy as np
 import torch
+from memory import peak_above_start  # benchmarks/memory.py (run from this folder)
 
 from tidesim.network_compiled import connectivity_bytes, run_network_compiled
 from tidesim.network_engine import run_network
@@ -134,29 +133,10 @@ def _child_gradient(seed: int, duration: float, dt: float, checkpoint: int | Non
         return loss.detach(), torch.autograd.grad(loss, weights)
 
     forward_backward(20 * dt)  # torch warmed up
-    before = _rss_mib()
-    peak, done = [before], threading.Event()
-
-    def sample():
-        while not done.is_set():
-            peak[0] = max(peak[0], _rss_mib())
-            time.sleep(0.001)
-
-    thread = threading.Thread(target=sample)
-    thread.start()
-    t0 = time.perf_counter()
-    loss, grads = forward_backward(duration)
-    seconds = time.perf_counter() - t0
-    done.set()
-    thread.join()
+    (loss, grads), peak, seconds = peak_above_start(lambda: forward_backward(duration))
     finite = all(bool(torch.isfinite(g).all()) for g in grads)
-    print(json.dumps({"time": seconds, "peak_mib": max(peak[0], _rss_mib()) - before, "spikes": float(loss),
-                      "finite": finite}))
+    print(json.dumps({"time": seconds, "peak_mib": peak, "spikes": float(loss), "finite": finite}))
 
-
-def _rss_mib() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
 
 
 def _child(call: str) -> dict:

@@ -16,13 +16,13 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
 
 import numpy as np
 import torch
+from memory import peak_above_start  # benchmarks/memory.py (run from this folder)
 
 import tidesim as ts
 
@@ -81,10 +81,6 @@ def tidesim_forward_backward(n, duration, dt, engine, checkpoint=None) -> float:
     return time.perf_counter() - t0
 
 
-def _rss_mib() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
-
 
 def _child_memory(n, duration, dt, engine, checkpoint):
     """Runs in a child process: peak RSS (MiB) of one forward + backward pass above the RSS before it.
@@ -92,30 +88,14 @@ def _child_memory(n, duration, dt, engine, checkpoint):
     RSS is sampled every millisecond by a thread (the process's lifetime peak, ru_maxrss, can
     predate the run: imports and code generation allocate and free memory too).
     """
-    import threading
 
     adex = ts.models.get("adex")
     b = torch.full((n,), 80e-12, requires_grad=True)
     kw = dict(dt=dt, params={"I": currents(n), "b": b}, dtype=torch.float32, record=[], engine=engine,
               checkpoint=checkpoint)
     ts.simulate(adex, duration=10 * dt, **kw).spikes.sum().backward()  # kernels built, torch warmed up
-    before = _rss_mib()
-    peak = [before]
-    done = threading.Event()
-
-    def sample():
-        while not done.is_set():
-            peak[0] = max(peak[0], _rss_mib())
-            time.sleep(0.001)
-
-    thread = threading.Thread(target=sample)
-    thread.start()
-    res = ts.simulate(adex, duration=duration, **kw)
-    res.spikes.sum().backward()
-    done.set()
-    thread.join()
-    peak[0] = max(peak[0], _rss_mib())
-    print(json.dumps({"peak_mib": peak[0] - before}))
+    _, peak, _ = peak_above_start(lambda: ts.simulate(adex, duration=duration, **kw).spikes.sum().backward())
+    print(json.dumps({"peak_mib": peak}))
 
 
 def peak_memory(n, duration, dt, engine, checkpoint) -> float:

@@ -15,13 +15,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
-import threading
 import time
 
 import torch
+from memory import peak_above_start  # benchmarks/memory.py (run from this folder)
 
 import tidesim as ts
 
@@ -95,30 +94,13 @@ def timing(side: str, T: int, checkpoint: int | None = None, repeats: int = 5, *
     return best
 
 
-def _rss_mib() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
-
 
 def _child_memory(side: str, T: int, checkpoint: int | None) -> None:
     torch.set_num_threads(1)
     step = _iteration(side, T, checkpoint)
     step()
-    before = _rss_mib()
-    peak = [before]
-    done = threading.Event()
-
-    def sample():
-        while not done.is_set():
-            peak[0] = max(peak[0], _rss_mib())
-            time.sleep(0.001)
-
-    thread = threading.Thread(target=sample)
-    thread.start()
-    step()
-    done.set()
-    thread.join()
-    print(json.dumps({"peak_mib": max(peak[0], _rss_mib()) - before}))
+    _, peak, _ = peak_above_start(step)
+    print(json.dumps({"peak_mib": peak}))
 
 
 def peak_memory(side: str, T: int, checkpoint: int | None = None) -> float:
