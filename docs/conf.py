@@ -2,7 +2,7 @@
 
 Build (from the repository root, with ``pip install ".[docs]"``)::
 
-    python -m sphinx -W --keep-going -b html docs docs/_build/html
+    sphinx-build -W --keep-going -b html docs docs/_build/html
 
 The API reference (``api/*.rst``) is generated from the docstrings of the installed ``tidesim``; the
 tutorials are the notebooks in ``tutorials/``, copied into ``docs/tutorials/`` at every build and
