@@ -61,12 +61,9 @@ def _generator(seed: int | None, generator: torch.Generator | None, device: torc
         raise EncodingError(f"{fn}: give seed or generator, not both")
     if generator is not None:
         return generator
-    gen = torch.Generator(device=device)
-    if seed is None:
-        gen.seed()  # non-deterministic seed for this generator only; the global RNG is untouched
-    else:
-        gen.manual_seed(int(seed))
-    return gen
+    from .simulation import seeded_generator
+
+    return seeded_generator(seed, device)  # this generator only; the global RNG is untouched
 
 
 # ---------------------------------------------------------------------------------------------- rate

@@ -36,7 +36,7 @@ from .integrator import RunConfig, initial_state, record_names
 from .network import Network, Population, Projection, SpikeSource
 from .network_ccode import NetworkSource, PopSpec, ProjSpec, Unsupported, generate_network, synaptic_statements
 from .result import SimulationResult
-from .simulation import n_steps_for
+from .simulation import n_steps_for, seeded_generator
 from .surrogate import get as get_surrogate
 from .units import fmt
 
@@ -293,11 +293,7 @@ def run_network_compiled(net: Network, duration: float, dt: float,
     check_supported(net, dtype)
     T = n_steps_for(duration, dt)
     cpu = torch.device("cpu")
-    gen = torch.Generator()
-    if seed is not None:
-        gen.manual_seed(int(seed))
-    else:
-        gen.seed()
+    gen = seeded_generator(seed)
     resolved, cfgs, states0, specs, layouts, rasters = {}, {}, {}, [], {}, {}
     for name, pop in net.populations.items():  # the eager engine's order: Poisson draws match
         if isinstance(pop, SpikeSource):

@@ -19,7 +19,7 @@ from .integrator import RunConfig, _Stepper, initial_state, record_names
 from .network import Network, Population
 from .network_pathways import Pathway, clock_update
 from .result import SimulationResult
-from .simulation import n_steps_for
+from .simulation import n_steps_for, seeded_generator
 from .surrogate import get as get_surrogate
 
 __all__ = ["run_network"]
@@ -37,11 +37,7 @@ def run_network(net: Network, duration: float, dt: float, inputs: Mapping[str, M
     inputs, record, syn_record = net.run_arguments(inputs, record)
     n_steps = n_steps_for(duration, dt)
     device = torch.device("cpu")
-    gen = torch.Generator()
-    if seed is not None:
-        gen.manual_seed(int(seed))
-    else:
-        gen.seed()
+    gen = seeded_generator(seed)
     surrogate = get_surrogate(surrogate)
     grad = torch.is_grad_enabled() and (
         any(v.requires_grad for p in net.projections for v in p.values.values())

@@ -36,6 +36,17 @@ def _time(value: Any, name: str) -> float:
     return value
 
 
+def seeded_generator(seed: int | None, device: str | torch.device = "cpu") -> torch.Generator:
+    """A simulation's own random generator: seeded by ``seed``, else freshly from the OS (the global
+    RNG is never touched: a run's configuration travels with it)."""
+    generator = torch.Generator(device=device)
+    if seed is not None:
+        generator.manual_seed(int(seed))
+    else:
+        generator.seed()
+    return generator
+
+
 def simulate(
     model: NeuronModel,
     duration: Any,
@@ -131,11 +142,7 @@ def simulate(
                     checkpoint=int(checkpoint) if checkpoint else None, engine=engine)
     if engine not in ("auto", "compiled", "eager"):
         raise ValueError(f"unknown engine {engine!r}; use 'auto', 'compiled' or 'eager'")
-    generator = torch.Generator(device=device)
-    if seed is not None:
-        generator.manual_seed(int(seed))
-    else:
-        generator.seed()
+    generator = seeded_generator(seed, device)
     bar = _progress_bar(steps, model.name) if progress else None
     try:
         out = integrate(model, res, cfg, generator, initial=dict(initial or {}),
