@@ -1,7 +1,7 @@
 """Network benchmark: COBA (Brette et al. 2007, benchmark 1), 4000 LIF neurons, 1 s at dt = 0.1 ms, CPU.
 
 One process, one torch thread, the same connectivity and initial values on every side
-(``tidesim.network_examples.coba``); spikes recorded everywhere, no state variables:
+(``tidesim.network.examples.coba``); spikes recorded everywhere, no state variables:
 - Brian2 cython: one ``brian2.Network`` built once and run several times (the first run compiles or
   loads the cache); the best later run is Brian2's warm loop;
 - Brian2 cpp_standalone, in a child process (``set_device`` is global): its run time (measured by
@@ -31,9 +31,8 @@ import numpy as np
 import torch
 from memory import peak_above_start  # benchmarks/memory.py (run from this folder)
 
-from tidesim.network_compiled import connectivity_bytes, run_network_compiled
-from tidesim.network_engine import run_network
-from tidesim.network_examples import COBA_EQUATIONS, COBA_PARAMETERS, coba
+from tidesim.engines.network_compiled import connectivity_bytes
+from tidesim.network.examples import COBA_EQUATIONS, COBA_PARAMETERS, coba
 
 torch.set_num_threads(1)
 RECORD = {"exc": [], "inh": []}
@@ -128,7 +127,7 @@ def _child_gradient(seed: int, duration: float, dt: float, checkpoint: int | Non
     weights = [p.values["w"] for p in net.projections]
 
     def forward_backward(T: float):
-        res = run_network(net, T, dt, record=RECORD, dtype=torch.float32, checkpoint=checkpoint)
+        res = net.run(T, dt, record=RECORD, dtype=torch.float32, checkpoint=checkpoint, engine="eager")
         loss = res["exc"].spikes.sum() + res["inh"].spikes.sum()
         return loss.detach(), torch.autograd.grad(loss, weights)
 
@@ -148,11 +147,11 @@ def _child(call: str) -> dict:
 
 
 def tidesim_compiled(net, duration: float, dt: float, repeats: int) -> dict:
-    run_network_compiled(net, 10 * dt, dt, record=RECORD)  # builds the kernel (cached on disk)
+    net.run(10 * dt, dt, record=RECORD, engine="compiled", dtype=torch.float32)  # builds the kernel (cached)
     runs = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        res = run_network_compiled(net, duration, dt, record=RECORD)  # float32 by default
+        res = net.run(duration, dt, record=RECORD, engine="compiled", dtype=torch.float32)
         runs.append(time.perf_counter() - t0)
     spikes = int(res["exc"].spikes.sum() + res["inh"].spikes.sum())
     return {"best": min(runs), "runs": runs, "spikes": spikes}

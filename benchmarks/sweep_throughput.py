@@ -29,7 +29,7 @@ import torch
 
 import tidesim as ts
 from tidesim import sweep
-from tidesim.sweep_measures import BUILTIN, StepSpikes, point_measure_values
+from tidesim.sweep.measures import BUILTIN, StepSpikes, point_measure_values
 
 torch.set_num_threads(1)
 MEASURES = list(BUILTIN)

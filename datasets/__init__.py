@@ -5,12 +5,23 @@
 >>> rec.voltage.shape, rec.current.shape     # [sweeps, samples], volts and amperes
 """
 
-from .bundled import bundled, bundled_path, describe_bundled, load_bundled, provenance
-from .loading import ChannelError, ProtocolError, RecordingFormatError, load
-from .recording import MissingCurrentError, Recording
-from .spikes import SpikeData, detect_spikes, read_spike_times_mat
-from .synthetic import save, synthetic
-from .tables import plasticity_table, plasticity_tables
+from tidesim.datasets.bundled import (
+    bundled,
+    bundled_path,
+    describe_bundled,
+    load_bundled,
+    provenance,
+)
+from tidesim.datasets.loading import (
+    ChannelError,
+    ProtocolError,
+    RecordingFormatError,
+    load,
+)
+from tidesim.datasets.recording import MissingCurrentError, Recording
+from tidesim.datasets.spikes import SpikeData, detect_spikes, read_spike_times_mat
+from tidesim.datasets.synthetic import save, synthetic
+from tidesim.datasets.tables import plasticity_table, plasticity_tables
 
 __all__ = [
     "load", "Recording", "SpikeData", "bundled", "load_bundled", "bundled_path", "describe_bundled",

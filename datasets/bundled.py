@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from .loading import load
-from .recording import Recording
-from .spikes import SpikeData
+from tidesim.datasets.loading import load
+from tidesim.datasets.recording import Recording
+from tidesim.datasets.spikes import SpikeData
 
 __all__ = ["bundled", "load_bundled", "bundled_path", "describe_bundled", "provenance"]
 

@@ -12,14 +12,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
+import neo
 import numpy as np
 import quantities as pq
 import torch
+from brian2.units.fundamentalunits import Quantity
 
-from tidesim.errors import ShapeError, TidesimError, UnitMismatchError
-
-from .recording import Recording
-from .spikes import SpikeData, detect_spikes, read_spike_times_mat
+from tidesim.core.errors import ShapeError, TidesimError, UnitMismatchError
+from tidesim.datasets.recording import Recording
+from tidesim.datasets.spikes import SpikeData, detect_spikes, read_spike_times_mat
 
 __all__ = ["load", "RecordingFormatError", "ChannelError", "ProtocolError"]
 
@@ -43,8 +44,6 @@ _STIMULUS_NAMES = ("current", "i", "i_inj", "iinj", "stimulus", "command", "cmd"
 
 
 def _read_file(path: Path):
-    import neo
-
     if not path.exists():
         raise FileNotFoundError(f"no such recording file: {path}")
     ext = path.suffix.lower().lstrip(".")
@@ -67,8 +66,6 @@ def _read_file(path: Path):
 
 def _segments(source) -> tuple[list, Any, dict, str]:
     """(segments, io or None, block annotations, name) from a path, Block, Segment or list."""
-    import neo
-
     if isinstance(source, (str, Path)):
         path = Path(source)
         io, blocks = _read_file(path)
@@ -164,7 +161,6 @@ def _si(value, unit: str):
     if isinstance(value, pq.Quantity):
         return value.rescale(unit).magnitude
     try:  # a Brian2 quantity
-        from brian2.units.fundamentalunits import Quantity
 
         if isinstance(value, Quantity):
             return np.asarray(value)

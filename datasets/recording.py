@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+import neo
 import numpy as np
+import quantities as pq
 import torch
 
-from tidesim.errors import TidesimError
+from tidesim.core.errors import TidesimError
 
 __all__ = ["Recording", "MissingCurrentError"]
 
@@ -168,9 +170,6 @@ class Recording:
     # -------------------------------------------------------------- conversion
     def to_neo(self):
         """A ``neo.Block``: a Segment per sweep with voltage, current and spikes, annotations kept."""
-        import neo
-        import quantities as pq
-
         block = neo.Block(name=self.name, **_neo_safe(self.annotations))
         for k in range(len(self)):
             ann = self.sweep_annotations[k]
@@ -192,6 +191,7 @@ class Recording:
 
     def plot(self, sweeps: Sequence[int] | None = None, ax=None):
         """Voltage (mV) and current (pA) of some sweeps, spikes marked."""
+        # matplotlib loads only when a figure is drawn
         import matplotlib.pyplot as plt
 
         sweeps = list(sweeps if sweeps is not None else range(len(self)))

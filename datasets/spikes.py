@@ -5,7 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+import neo
 import numpy as np
+import quantities as pq
+import scipy.io
 
 __all__ = ["detect_spikes", "SpikeData", "read_spike_times_mat"]
 
@@ -91,9 +94,6 @@ class SpikeData:
 
     def to_neo(self):
         """A ``neo.Block``: a Segment per trial, a SpikeTrain per unit (annotated with its name)."""
-        import neo
-        import quantities as pq
-
         block = neo.Block(name=self.name)
         for k in range(self.n_trials):
             seg = neo.Segment(name=f"trial {k}")
@@ -129,8 +129,6 @@ def read_spike_times_mat(path: str | Path, variable: str | None = None, t_stop: 
     column vectors, Wave_Clus output). Without ``variable`` the file's only variable is used;
     without ``t_stop`` the recording ends 1 ms after the last spike.
     """
-    import scipy.io
-
     path = Path(path)
     content = {k: v for k, v in scipy.io.loadmat(str(path)).items() if not k.startswith("__")}
     if variable is None:

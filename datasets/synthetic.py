@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Mapping
 
+import neo
 import numpy as np
+import quantities as pq
 import torch
 
-from .loading import _steps_to_current
-from .recording import Recording
+from tidesim.core.result import dims_to_quantities
+from tidesim.datasets.loading import _steps_to_current
+from tidesim.datasets.recording import Recording
+from tidesim.engines.simulate import simulate
 
 __all__ = ["synthetic", "save"]
 
@@ -42,8 +47,6 @@ def synthetic(
     voltage, input
         The model's membrane-potential state and current parameter.
     """
-    import tidesim as ts
-
     if isinstance(protocol, Recording):
         current = protocol.current.clone()
         dt = protocol.dt
@@ -59,8 +62,8 @@ def synthetic(
         current = torch.from_numpy(_steps_to_current(steps, len(steps), n_samples, dt))
     n_sweeps, n_samples = current.shape
     params = dict(params or {})
-    res = ts.simulate(model, duration=n_samples * dt, dt=dt, n=n_sweeps, params=params,
-                      inputs={input: current.T.contiguous()}, record=[voltage], seed=seed)
+    res = simulate(model, duration=n_samples * dt, dt=dt, n=n_sweeps, params=params,
+                   inputs={input: current.T.contiguous()}, record=[voltage], seed=seed)
     gen = np.random.default_rng(seed)
     v = res[voltage].detach().T.contiguous().to(torch.float64)
     if noise:
@@ -81,10 +84,7 @@ def synthetic(
 
 def _result_block(res):
     """A SimulationResult as a neo Block with one Segment per neuron (loaded back as sweeps)."""
-    import neo
-    import quantities as pq
 
-    from tidesim.result import dims_to_quantities
 
     block = neo.Block(name=f"{res.model.name} ({res.backend})", model=res.model.name, backend=res.backend)
     for k in range(res.n):
@@ -107,9 +107,7 @@ def _result_block(res):
 
 def save(obj, path) -> None:
     """Write a Recording, SpikeData or SimulationResult to a file neo writes (NIX: ``.nix``, ``.h5``)."""
-    from pathlib import Path
 
-    import neo
 
     path = Path(path)
     block = _result_block(obj) if hasattr(obj, "spike_trains") and hasattr(obj, "model") else obj.to_neo()

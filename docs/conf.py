@@ -62,7 +62,7 @@ napoleon_use_ivar = True  # "Attributes" as a field list: no second description 
 
 def _reexported_data_doc(app, what, name, obj, options, lines) -> None:
     """A constant re-exported by another module (``tidesim.sweep.BUILTIN`` is defined in
-    ``tidesim.sweep_measures``) gets the ``#:`` comment written where it is defined: autodoc reads
+    ``tidesim.sweep.measures``) gets the ``#:`` comment written where it is defined: autodoc reads
     comments only in the module it documents, and would show the docstring of the value's type."""
     if what != "data" or "." not in name:
         return

@@ -4,11 +4,11 @@
 >>> fit.best_params, fit.score(rec)
 """
 
-from .api import fit
-from .baseline import poisson_baseline
-from .data import FitData, prepare
-from .errors import BoundsError, FitDiverged, FitError
-from .losses import (
+from tidesim.fitting.api import fit
+from tidesim.fitting.baseline import poisson_baseline
+from tidesim.fitting.data import FitData, prepare
+from tidesim.fitting.errors import BoundsError, FitDiverged, FitError
+from tidesim.fitting.losses import (
     Feature,
     FirstSpikeLatency,
     GammaFactor,
@@ -20,10 +20,10 @@ from .losses import (
     VanRossum,
     default_loss,
 )
-from .many import fit_many
-from .parameters import ParameterSpace
-from .report import parameter_table, write_report
-from .result import FitResult
+from tidesim.fitting.many import fit_many
+from tidesim.fitting.parameters import ParameterSpace
+from tidesim.fitting.report import parameter_table, write_report
+from tidesim.fitting.result import FitResult
 
 __all__ = ["fit", "fit_many", "FitResult", "FitData", "prepare", "ParameterSpace", "Loss", "ModelOutput",
            "TraceMSE", "VanRossum", "SpikeCount", "FirstSpikeLatency", "GammaFactor", "Feature", "UserLoss",

@@ -9,13 +9,16 @@ from typing import Any, Callable, Mapping, Sequence
 import pandas as pd
 import torch
 
-from .data import prepare
-from .errors import FitError
-from .losses import as_loss
-from .optimise import evolution_fit, gradient_fit, load_state
-from .parameters import ParameterSpace
-from .problem import Problem
-from .result import FitResult
+from tidesim.core.synapses import SynapseModel
+from tidesim.fitting.data import prepare
+from tidesim.fitting.errors import FitError
+from tidesim.fitting.losses import Sum, TraceMSE, as_loss
+from tidesim.fitting.optimise import evolution_fit, gradient_fit, load_state
+from tidesim.fitting.parameters import ParameterSpace
+from tidesim.fitting.plasticity import fit_rule
+from tidesim.fitting.problem import Problem
+from tidesim.fitting.result import FitResult
+from tidesim.fitting.sbi_training import sbi_fit
 
 __all__ = ["fit"]
 
@@ -107,10 +110,7 @@ def fit(
         ``density_estimator``, ``max_epochs``, ``client``, ...). ``loss``, ``n_starts`` and the
         optimiser settings do not apply.
     """
-    from tidesim.synapses import SynapseModel
-
     if isinstance(model, SynapseModel):  # a plasticity rule fitted to a table of protocols -> weight change
-        from .plasticity import fit_rule
 
         return fit_rule(model, recordings, params, fixed=fixed, n_starts=n_starts, max_iter=max_iter, lr=lr,
                         seed=seed, progress=progress)
@@ -120,7 +120,6 @@ def fit(
     if sweeps is not None:
         recs = [r.select(sweeps) for r in recs]
     if method == "sbi":  # posterior samples instead of an optimum (fitting/sbi.py)
-        from .sbi import sbi_fit
 
         return sbi_fit(model, recs, params, n_simulations=n_simulations, n_samples=n_samples, seed=seed,
                        window=window, input=input, voltage=voltage, dt=dt, engine=engine, progress=progress,
@@ -180,8 +179,6 @@ def fit(
 def _polish(problem: Problem, loss_fn, state, steps: int, lr: float) -> None:
     """Adam from the best point on the loss's smooth part (the masked trace, whose gradient is
     exact while the spike pattern holds); kept only where the full loss improves."""
-    from .losses import Sum, TraceMSE
-
     terms = [(w, t) for w, t in loss_fn.terms() if isinstance(t, TraceMSE)]
     smooth = Sum(terms) if terms else loss_fn
     best = int(torch.argmin(state.best_loss))

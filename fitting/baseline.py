@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .data import FitData
+from tidesim.analysis import gamma_factor
+from tidesim.fitting.data import FitData
 
 __all__ = ["poisson_baseline"]
 
@@ -24,8 +25,6 @@ def poisson_baseline(data: FitData, delta: float = 4e-3, n_draws: int = 200, see
     (95th percentile: a model below it is not distinguishable from rate-matched chance) and the
     fitted rates ``rate_on_hz``/``rate_off_hz``. NaN for a sweep without recorded spikes.
     """
-    from tidesim.analysis import gamma_factor
-
     rng = np.random.default_rng(seed)
     rows = []
     for s in range(data.n_sweeps):

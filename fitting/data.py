@@ -9,8 +9,7 @@ import numpy as np
 import torch
 
 from tidesim.datasets.recording import Recording
-
-from .errors import FitError
+from tidesim.fitting.errors import FitError
 
 __all__ = ["FitData", "prepare"]
 

@@ -1,6 +1,6 @@
 """Fitting errors: each says what is wrong in the user's names and units."""
 
-from tidesim.errors import TidesimError
+from tidesim.core.errors import TidesimError
 
 __all__ = ["FitError", "BoundsError", "FitDiverged"]
 

@@ -13,10 +13,10 @@ from typing import Callable
 import numpy as np
 import torch
 
+from tidesim.analysis import adaptation_index, cv_isi
 from tidesim.analysis import differentiable as tsa
-
-from .data import FitData
-from .errors import FitError
+from tidesim.fitting.data import FitData
+from tidesim.fitting.errors import FitError
 
 __all__ = ["ModelOutput", "Loss", "TraceMSE", "VanRossum", "SpikeCount", "FirstSpikeLatency", "GammaFactor",
            "Feature", "UserLoss", "default_loss", "as_loss"]
@@ -203,14 +203,10 @@ def _rate(t, duration):
 
 
 def _cv(t, duration):
-    from tidesim.analysis import cv_isi
-
     return cv_isi([t], nan_policy="nan")[0] if len(t) else np.nan
 
 
 def _adaptation(t, duration):
-    from tidesim.analysis import adaptation_index
-
     return adaptation_index(t) if len(t) >= 3 else 0.0
 
 

@@ -14,13 +14,16 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
-from tidesim.errors import TidesimError
-from tidesim.sweep_dask import TasksFailedError, connect, run_tasks
-from tidesim.sweep_run import ModelSpec, one_torch_thread
-
-from .errors import FitError
-from .result import FitResult
+from tidesim.core.errors import TidesimError
+from tidesim.core.model import NeuronModel
+from tidesim.datasets import Recording, bundled, load, load_bundled
+from tidesim.fitting.api import fit
+from tidesim.fitting.errors import FitError
+from tidesim.fitting.result import FitResult
+from tidesim.sweep.cluster import TasksFailedError, connect, run_tasks
+from tidesim.sweep.run import ModelSpec, one_torch_thread
 
 __all__ = ["fit_many"]
 
@@ -41,16 +44,12 @@ class _FitTask:
 
 def _load(source: Any):
     if isinstance(source, tuple) and source[0] == "bundled":
-        from tidesim.datasets import load_bundled
-
         return load_bundled(source[1])
     return source
 
 
 def _run_fit(task: _FitTask) -> dict[str, Any]:
     """Worker side: the fit, returned as plain data (a NeuronModel does not pickle)."""
-    from .api import fit
-
     t0 = time.perf_counter()
     try:
         with one_torch_thread():
@@ -64,8 +63,6 @@ def _run_fit(task: _FitTask) -> dict[str, Any]:
 
 def _sources(recordings: Any) -> list[tuple[str, Any]]:
     """(name, Recording or ("bundled", name)) per recording given."""
-    from tidesim.datasets import Recording, bundled, load
-
     if isinstance(recordings, (Recording, str, Path)):
         recordings = [recordings]
     items = list(recordings.items()) if isinstance(recordings, Mapping) else [(None, r) for r in recordings]
@@ -142,8 +139,6 @@ def fit_many(
         (the fit's own time), ``status`` (``ok`` or the error) and ``fit`` (the
         :class:`~tidesim.FitResult`, or None). ``attrs["units"]`` holds the parameters' units.
     """
-    from tidesim.model import NeuronModel
-
     if not isinstance(model, NeuronModel):
         raise FitError(f"fit_many fits a NeuronModel (e.g. ts.models.get('adex')), got {type(model).__name__}")
     if on_error not in ("raise", "report"):
@@ -163,7 +158,6 @@ def fit_many(
         tasks.append(_FitTask(name, spec, source, dict(params), kwargs, seed))
 
     outputs: dict[int, dict[str, Any]] = {}
-    from tqdm.auto import tqdm
 
     bar = tqdm(total=len(tasks), desc=f"fit_many {model.name}", unit="recording", disable=not progress)
 

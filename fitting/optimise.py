@@ -6,18 +6,20 @@ or whose simulation blows up, is stopped and reported; the others go on.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
+from scipy.optimize import differential_evolution
+from tqdm.auto import tqdm
 
-from tidesim.errors import NumericalInstabilityError
-
-from .errors import FitDiverged
-from .losses import Loss
-from .problem import Problem
+from tidesim.core.errors import NumericalInstabilityError
+from tidesim.fitting.errors import FitDiverged
+from tidesim.fitting.losses import Loss
+from tidesim.fitting.problem import Problem
 
 __all__ = ["OptimState", "gradient_fit", "evolution_fit"]
 
@@ -56,24 +58,9 @@ def _fail(state: OptimState, b: int, why: str) -> None:
     state.active[b] = False
 
 
-def gradient_fit(problem: Problem, loss: Loss, z0: torch.Tensor, optimizer: str = "adam", lr: float = 0.05,
-                 max_iter: int = 200, patience: int = 30, tol: float = 1e-4, schedule: str | None = "cosine",
-                 checkpoint: str | Path | None = None, checkpoint_every: int = 10,
-                 resume: OptimState | None = None,
-                 progress: bool = False, callback: Callable | None = None) -> OptimState:
-    """Minimise ``loss`` from each row of ``z0`` (free coordinates), all starts in one batch."""
-    import time
-
-    from tqdm.auto import tqdm
-
-    space, S = problem.space, problem.data.n_sweeps
-    B = z0.shape[0]
-    if resume is not None:
-        state = resume
-    else:
-        state = OptimState(0, z0.clone(), z0.clone(), torch.full((B,), float("inf"), dtype=torch.float64),
-                           torch.zeros(B, dtype=torch.long), torch.ones(B, dtype=torch.bool))
-    z = state.z.clone().requires_grad_(True)
+def _optimizer(z: torch.Tensor, optimizer: str, lr: float, max_iter: int, schedule: str | None,
+               state: OptimState):
+    """The torch optimizer (and learning-rate schedule) over ``z``, restored from ``state`` if it holds one."""
     if optimizer == "adam":
         opt = torch.optim.Adam([z], lr=lr)
     elif optimizer == "lbfgs":
@@ -86,42 +73,62 @@ def gradient_fit(problem: Problem, loss: Loss, z0: torch.Tensor, optimizer: str 
         opt.load_state_dict(state.optimizer)
     if sched is not None and state.scheduler is not None:
         sched.load_state_dict(state.scheduler)
+    return opt, sched
+
+
+def _evaluate(problem: Problem, loss: Loss, state: OptimState, z: torch.Tensor, last: dict) -> torch.Tensor:
+    """Loss of every start at z, with the gradient of the active starts' sum. Stopped starts
+    sit at their best point (mid-range if they never had one) while the others go on."""
+    space, S = problem.space, problem.data.n_sweeps
+    midrange: set[int] = set()
+    while True:
+        had = torch.isfinite(state.best_loss)[:, None]
+        park = torch.where(had, state.best_z, torch.zeros_like(state.best_z))
+        for b in midrange:
+            park[b] = 0.0
+        x = space.to_physical(torch.where(state.active.clone()[:, None], z, park))
+        try:
+            out = problem.simulate(x)
+            break
+        except NumericalInstabilityError as err:  # stop that start, rerun the others unchanged
+            b = (err.neuron or 0) // S
+            if not state.active[b]:  # its parking point blew up too
+                if b in midrange:
+                    raise
+                midrange.add(b)
+            _fail(state, b, f"simulation blew up at iteration {state.iteration}: {err}")
+    values = loss(out, problem.data)
+    state.evaluations += 1
+    finite = torch.isfinite(values)
+    for b in torch.nonzero(~finite & state.active).flatten().tolist():
+        _fail(state, b, f"loss became {values[b].item()} at iteration {state.iteration}")
+    use = state.active & finite
+    total = torch.where(use, values, torch.zeros_like(values)).sum()
+    last["values"] = values.detach()
+    return total
+
+
+def gradient_fit(problem: Problem, loss: Loss, z0: torch.Tensor, optimizer: str = "adam", lr: float = 0.05,
+                 max_iter: int = 200, patience: int = 30, tol: float = 1e-4, schedule: str | None = "cosine",
+                 checkpoint: str | Path | None = None, checkpoint_every: int = 10,
+                 resume: OptimState | None = None,
+                 progress: bool = False, callback: Callable | None = None) -> OptimState:
+    """Minimise ``loss`` from each row of ``z0`` (free coordinates), all starts in one batch."""
+    space = problem.space
+    B = z0.shape[0]
+    if resume is not None:
+        state = resume
+    else:
+        state = OptimState(0, z0.clone(), z0.clone(), torch.full((B,), float("inf"), dtype=torch.float64),
+                           torch.zeros(B, dtype=torch.long), torch.ones(B, dtype=torch.bool))
+    z = state.z.clone().requires_grad_(True)
+    opt, sched = _optimizer(z, optimizer, lr, max_iter, schedule, state)
     bar = tqdm(total=max_iter, initial=state.iteration, disable=not progress, desc="fit", unit="it")
     last: dict = {}
 
-    def evaluate() -> torch.Tensor:
-        """Loss of every start at z, with the gradient of the active starts' sum. Stopped starts
-        sit at their best point (mid-range if they never had one) while the others go on."""
-        midrange: set[int] = set()
-        while True:
-            had = torch.isfinite(state.best_loss)[:, None]
-            park = torch.where(had, state.best_z, torch.zeros_like(state.best_z))
-            for b in midrange:
-                park[b] = 0.0
-            x = space.to_physical(torch.where(state.active.clone()[:, None], z, park))
-            try:
-                out = problem.simulate(x)
-                break
-            except NumericalInstabilityError as err:  # stop that start, rerun the others unchanged
-                b = (err.neuron or 0) // S
-                if not state.active[b]:  # its parking point blew up too
-                    if b in midrange:
-                        raise
-                    midrange.add(b)
-                _fail(state, b, f"simulation blew up at iteration {state.iteration}: {err}")
-        values = loss(out, problem.data)
-        state.evaluations += 1
-        finite = torch.isfinite(values)
-        for b in torch.nonzero(~finite & state.active).flatten().tolist():
-            _fail(state, b, f"loss became {values[b].item()} at iteration {state.iteration}")
-        use = state.active & finite
-        total = torch.where(use, values, torch.zeros_like(values)).sum()
-        last["values"] = values.detach()
-        return total
-
     def closure():
         opt.zero_grad()
-        total = evaluate()
+        total = _evaluate(problem, loss, state, z, last)
         if total.requires_grad:
             total.backward()
         if z.grad is not None:
@@ -202,11 +209,6 @@ def evolution_fit(problem: Problem, loss: Loss, popsize: int = 32, max_iter: int
                   tol: float = 1e-6, progress: bool = False, callback: Callable | None = None) -> OptimState:
     """Differential evolution (scipy) over the unit cube of the bounds; each generation is one
     batched simulation without gradients. Works with non-differentiable losses."""
-    import time
-
-    from scipy.optimize import differential_evolution
-    from tqdm.auto import tqdm
-
     space = problem.space
     d = len(space)
     inf = torch.full((1,), float("inf"), dtype=torch.float64)

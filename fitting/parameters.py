@@ -14,11 +14,11 @@ import numpy as np
 import torch
 from brian2 import farad, ohm, second, siemens
 from brian2.units.fundamentalunits import Quantity, get_dimensions
+from scipy.stats import qmc
 
-from tidesim.errors import UnknownIdentifierError
-from tidesim.units import fmt, unit_name
-
-from .errors import BoundsError
+from tidesim.core.errors import UnknownIdentifierError
+from tidesim.core.units import fmt, unit_name
+from tidesim.fitting.errors import BoundsError
 
 __all__ = ["Bound", "ParameterSpace"]
 
@@ -136,8 +136,6 @@ class ParameterSpace:
     def starts(self, n: int, seed: int | None = 0, method: str = "sobol") -> torch.Tensor:
         """``n`` starting points (SI, ``[n, d]``) spread over the bounds (Sobol or Latin hypercube),
         kept a little inside them so the transform's gradient is not vanishing."""
-        from scipy.stats import qmc
-
         if method == "sobol":
             sampler = qmc.Sobol(len(self), scramble=True, seed=seed)
             m = int(np.ceil(np.log2(max(n, 1))))

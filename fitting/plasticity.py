@@ -1,5 +1,5 @@
 """Fitting a plasticity rule's parameters to measured weight changes (a table of pairing
-protocols), by gradient descent through the exact event engine of :mod:`tidesim.plasticity`.
+protocols), by gradient descent through the exact event engine of :mod:`tidesim.network.plasticity`.
 
 The table has a row per protocol: ``delta_t_ms`` (post minus pre), ``frequency_hz``, the number of
 pairings (``n_pairs``, else ``n_pairs_model``), the measured relative change ``dw_rel`` and
@@ -17,12 +17,12 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
-from tidesim.plasticity import pairing_times, run_pairs
-from tidesim.synapses import SynapseModel
-
-from .errors import FitError
-from .parameters import ParameterSpace
+from tidesim.core.synapses import SynapseModel
+from tidesim.fitting.errors import FitError
+from tidesim.fitting.parameters import ParameterSpace
+from tidesim.network.plasticity import pairing_times, run_pairs
 
 __all__ = ["fit_rule", "RuleFitResult", "read_table"]
 
@@ -85,8 +85,6 @@ def fit_rule(rule: SynapseModel, table, params: Mapping[str, Any], fixed: Mappin
     """Fit the constants ``params`` (``{name: (low, high)}``, SI or quantities) of plasticity
     ``rule`` to the relative weight changes of ``table`` (see the module). ``fixed`` overrides other
     constants; ``w0`` is the initial weight (raise the rule's ``w_max`` so no bound clips it)."""
-    from tqdm.auto import tqdm
-
     df = read_table(table)
     for name in fixed or {}:
         if name not in rule.constant_dims:

@@ -6,9 +6,11 @@ from typing import Any, Mapping
 
 import torch
 
-from .data import FitData
-from .losses import ModelOutput
-from .parameters import ParameterSpace
+from tidesim.engines.simulate import simulate
+from tidesim.fitting.data import FitData
+from tidesim.fitting.errors import FitError
+from tidesim.fitting.losses import ModelOutput
+from tidesim.fitting.parameters import ParameterSpace
 
 __all__ = ["Problem"]
 
@@ -23,8 +25,6 @@ class Problem:
     def __init__(self, model, data: FitData, space: ParameterSpace | list[str], input: str = "I",
                  voltage: str = "v", engine: str = "auto", surrogate: Any = None, detach_reset: bool = True,
                  initial: Mapping[str, Any] | None = None):
-        from .errors import FitError
-
         for what, name in (("input", input), ("voltage", voltage)):
             known = model.parameter_names if what == "input" else model.state_names
             if name not in known:
@@ -40,17 +40,15 @@ class Problem:
 
     def simulate(self, x: torch.Tensor, record_all: bool = False) -> ModelOutput:
         """Simulate the ``[B, d]`` SI parameter points on every sweep (differentiable in ``x``)."""
-        import tidesim as ts
-
         d = self.data
         B, S = int(x.shape[0]), d.n_sweeps
         params = {name: x[:, j].repeat_interleave(S) for j, name in enumerate(self.names)}
         initial = {self.voltage: d.voltage[0].repeat(B), **self.initial}
-        res = ts.simulate(self.model, duration=d.n_steps * d.dt, dt=d.dt, n=B * S, params=params,
-                          inputs={self.input: d.current.repeat(1, B)},
-                          record=None if record_all else [self.voltage], initial=initial,
-                          surrogate=self.surrogate, engine=self.engine,
-                          detach_reset=self.detach_reset)
+        res = simulate(self.model, duration=d.n_steps * d.dt, dt=d.dt, n=B * S, params=params,
+                       inputs={self.input: d.current.repeat(1, B)},
+                       record=None if record_all else [self.voltage], initial=initial,
+                       surrogate=self.surrogate, engine=self.engine,
+                       detach_reset=self.detach_reset)
         T = d.n_steps
         out = ModelOutput(res[self.voltage].reshape(T, B, S), res.spikes.reshape(T, B, S), d.dt)
         out.result = res  # the full SimulationResult, for predictions and plots

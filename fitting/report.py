@@ -14,13 +14,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tidesim.core.units import fmt, unit_name
+
 __all__ = ["parameter_table", "write_report"]
 
 
 def parameter_table(fit) -> pd.DataFrame:
     """A row per fitted parameter: SI value and unit, a readable value, bounds and scale."""
-    from tidesim.units import fmt, unit_name
-
     bounds = {b["name"]: b for b in fit.settings.get("bounds", [])}
     rows = []
     for name, value in fit.best_params.items():
@@ -43,9 +43,11 @@ def write_report(fit, out: str | Path, test=None, window: tuple[float, float] | 
     Returns ``{"paths": {...}, "parameters": DataFrame, "train": DataFrame, "test": DataFrame | None,
     "crossvalidation": CrossValidationReport | None}``.
     """
+    # matplotlib loads only when a figure is drawn
     import matplotlib
 
     matplotlib.use("Agg")
+    # matplotlib loads only when a figure is drawn
     import matplotlib.pyplot as plt
 
     out = Path(out)

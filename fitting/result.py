@@ -10,7 +10,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .data import FitData, prepare
+from tidesim.analysis import gamma_factor, van_rossum_distance
+from tidesim.core.model import NeuronModel
+from tidesim.core.units import fmt
+from tidesim.fitting.baseline import poisson_baseline
+from tidesim.fitting.data import FitData, prepare
+from tidesim.fitting.problem import Problem
+from tidesim.fitting.sbi_checks import predictive_check
+from tidesim.fitting.sbi_statistics import credible_intervals
+from tidesim.validation import crossvalidate
 
 __all__ = ["FitResult"]
 
@@ -61,8 +69,6 @@ class FitResult:
         """Central marginal credible intervals of the posterior samples: a row per parameter,
         columns ``low``, ``median``, ``high`` (SI; the (1-level)/2, 0.5, (1+level)/2 quantiles),
         ``mean``, ``std``."""
-        from .sbi import credible_intervals
-
         if self.samples is None:
             raise ValueError("credible intervals need posterior samples: fit with method='sbi'")
         return credible_intervals(self.samples, level)
@@ -72,8 +78,6 @@ class FitResult:
         """Posterior predictive check against ``rec`` (default: the fitted sweeps): ``n`` posterior
         samples simulated on its sweeps, their summary statistics (spike count, rate, latency, ...)
         against the recording's (:func:`tidesim.fitting.sbi.predictive_check`)."""
-        from .sbi import predictive_check
-
         return predictive_check(self, rec, n=n, level=level, seed=seed, window=window)
 
     @property
@@ -91,8 +95,6 @@ class FitResult:
         return prepare(rec, dt=self.settings["dt"], window=tuple(w) if w is not None else None)
 
     def _simulate(self, data: FitData):
-        from .problem import Problem
-
         names = list(self.best_params)
         problem = Problem(self.base_model, data, names, input=self.settings["input"],
                           voltage=self.settings["voltage"])
@@ -113,10 +115,6 @@ class FitResult:
         ``rmse`` (V, windows around spikes left out), ``van_rossum`` (tau 10 ms) and, with
         ``baseline``, ``gamma_poisson``/``gamma_poisson_p95``: what rate-matched Poisson trains
         score (:func:`~tidesim.fitting.poisson_baseline`)."""
-        from tidesim import analysis
-
-        from .baseline import poisson_baseline
-
         data = self._data(rec, window)
         out = self._simulate(data)
         res = out.result
@@ -126,8 +124,8 @@ class FitResult:
         for s in range(data.n_sweeps):
             d_times = np.nonzero(data.spikes[:, s].numpy())[0] * data.dt
             m_times = np.asarray(res.spike_trains[s])
-            gamma = analysis.gamma_factor([d_times], [m_times], delta=delta, duration=data.duration)[0]
-            vr = analysis.van_rossum_distance([d_times, m_times], tau=10e-3)[0, 1] if len(d_times) + len(m_times) \
+            gamma = gamma_factor([d_times], [m_times], delta=delta, duration=data.duration)[0]
+            vr = van_rossum_distance([d_times, m_times], tau=10e-3)[0, 1] if len(d_times) + len(m_times) \
                 else 0.0
             current = data.current[:, s].numpy()
             step = current.max() if current.max() > current[0] + 1e-15 else current.min()
@@ -144,17 +142,16 @@ class FitResult:
     def crossvalidate(self, rec=None, window: tuple[float, float] | None = None, **kw):
         """Run the fitted model in Brian2 on the sweeps of ``rec`` (default: the training sweeps)
         and compare with the torch run (:class:`~tidesim.CrossValidationReport`)."""
-        import tidesim as ts
-
         data = self._data(rec, window)
         v = self.settings["voltage"]
-        return ts.crossvalidate(self.model, duration=data.n_steps * data.dt, dt=data.dt, n=data.n_sweeps,
+        return crossvalidate(self.model, duration=data.n_steps * data.dt, dt=data.dt, n=data.n_sweeps,
                                 inputs={self.settings["input"]: data.current}, initial={v: data.voltage[0]},
                                 record=[v], **kw)
 
     # ---------------------------------------------------------------- figures
     def plot(self, rec=None, sweeps: Sequence[int] | None = None, window: tuple[float, float] | None = None):
         """Data vs model voltage (mV) for some sweeps, and the loss curve of every start."""
+        # matplotlib loads only when a figure is drawn
         import matplotlib.pyplot as plt
 
         data = self._data(rec, window)
@@ -190,7 +187,7 @@ class FitResult:
                "settings": _jsonable(self.settings), "starts": self.starts.to_dict(orient="list"),
                "history": self.history.to_dict(orient="list")}
         (path / "fit.json").write_text(json.dumps(doc, indent=1, allow_nan=True))
-        torch.save({"model_spec": self.base_model._spec}, path / "model.pt")
+        torch.save({"model_spec": self.base_model.spec}, path / "model.pt")
         if self.samples is not None:
             self.samples.to_csv(path / "samples.csv", index=False, float_format="%.17g")
         elif (path / "samples.csv").exists():  # an earlier sbi fit's samples are not this fit's
@@ -200,8 +197,6 @@ class FitResult:
     @classmethod
     def load(cls, path: str | Path) -> "FitResult":
         """Read a FitResult written by :meth:`save`."""
-        from tidesim.model import NeuronModel
-
         path = Path(path)
         doc = json.loads((path / "fit.json").read_text())
         spec = torch.load(path / "model.pt", weights_only=False)["model_spec"]
@@ -210,8 +205,6 @@ class FitResult:
                    pd.DataFrame(doc["starts"]), pd.DataFrame(doc["history"]), doc["settings"], samples=samples)
 
     def __repr__(self) -> str:
-        from tidesim.units import fmt
-
         ps = ", ".join(f"{k}={fmt(v, self.base_model.dims[k])}" for k, v in self.best_params.items())
         return f"FitResult({self.base_model.name}: {ps}; loss={self.loss:.4g})"
 

@@ -1,5 +1,6 @@
 """The model zoo: one small module per model family, each with its equations, default
-parameters with units, and its literature reference.
+parameters with units, and its literature reference. Synapse kinds (``ts.models.synapses``) and
+plasticity rules (``ts.models.plasticity``) are here too.
 
 >>> import tidesim as ts
 >>> ts.models.available()
@@ -13,9 +14,12 @@ import importlib
 from types import ModuleType
 from typing import Any
 
-from tidesim.model import NeuronModel
+from brian2.units.fundamentalunits import Quantity, get_dimensions
 
-__all__ = ["available", "get", "module"]
+from tidesim.core.model import NeuronModel
+from tidesim.models import plasticity, synapses
+
+__all__ = ["available", "get", "module", "plasticity", "synapses"]
 
 _MODULES = ("adex", "hodgkin_huxley", "izhikevich", "lif")
 
@@ -44,8 +48,6 @@ def get(name: str, preset: str | None = None, **overrides: Any) -> NeuronModel:
         raise ValueError(f"{name} has no parameter {', '.join(map(repr, unknown))}; its parameters are "
                          f"{', '.join(mod.PARAMETERS)}")
     # plain numbers are SI in the parameter's default unit
-    from brian2.units.fundamentalunits import Quantity, get_dimensions
-
     overrides = {k: v if isinstance(v, Quantity) or not isinstance(mod.PARAMETERS[k], Quantity)
                  else Quantity(v, dim=get_dimensions(mod.PARAMETERS[k])) for k, v in overrides.items()}
     if preset is not None:

@@ -9,7 +9,7 @@ Spikes are cut at ``V_T + 5 Delta_T`` and reset to ``V_reset = E_L``, as in Bria
 
 from brian2 import ms, mV, nA, nS, pA, pF
 
-from tidesim.model import NeuronModel
+from tidesim.core.model import NeuronModel
 
 NAME = "adex"
 REFERENCE = "Brette & Gerstner (2005), J. Neurophysiol. 94:3637"

@@ -10,7 +10,7 @@ starts near 6.3 uA/cm^2, i.e. about 1.25 nA.
 
 from brian2 import cm, mS, mV, nA, uF, umetre
 
-from tidesim.model import NeuronModel
+from tidesim.core.model import NeuronModel
 
 NAME = "hodgkin_huxley"
 REFERENCE = "Hodgkin & Huxley (1952), J. Physiol. 117:500; Dayan & Abbott (2001) ch. 5.6"

@@ -9,7 +9,7 @@ Presets are the paper's Fig. 2 (a in 1/ms, b dimensionless, c and d in mV).
 
 from brian2 import Mohm, ms, mV, nA
 
-from tidesim.model import NeuronModel
+from tidesim.core.model import NeuronModel
 
 NAME = "izhikevich"
 REFERENCE = "Izhikevich (2003), IEEE Trans. Neural Netw. 14:1569"

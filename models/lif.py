@@ -7,7 +7,7 @@ crosses ``V_th``, frozen for ``t_ref`` after a spike.
 
 from brian2 import Mohm, ms, mV, nA
 
-from tidesim.model import NeuronModel
+from tidesim.core.model import NeuronModel
 
 NAME = "lif"
 REFERENCE = "Lapicque (1907); Gerstner et al., Neuronal Dynamics (2014), ch. 1.3"

@@ -17,8 +17,9 @@ from __future__ import annotations
 from typing import Any
 
 from brian2 import ms
+from brian2.units.fundamentalunits import Quantity, get_dimensions
 
-from tidesim.synapses import SynapseModel
+from tidesim.core.synapses import SynapseModel
 
 __all__ = ["stdp_pair", "stdp_triplet", "PAIR_DEFAULTS", "TRIPLET_DEFAULTS"]
 
@@ -38,7 +39,6 @@ def _check(choice: str, allowed: tuple[str, ...], what: str) -> None:
 
 def _with_units(params: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
     """Plain numbers are SI in the default's unit (``tau_plus=0.02`` is 20 ms)."""
-    from brian2.units.fundamentalunits import Quantity, get_dimensions
 
     def convert(k, v):
         plain = not isinstance(v, Quantity) and not hasattr(v, "requires_grad")

@@ -40,9 +40,9 @@ from brian2 import Equations, ms, mV
 from brian2.equations.codestrings import Expression
 from brian2.equations.equations import DIFFERENTIAL_EQUATION, PARAMETER, SUBEXPRESSION, SingleEquation
 
-from tidesim.errors import ModelError, UnknownIdentifierError
-from tidesim.model import NeuronModel
-from tidesim.synapses import SynapseModel
+from tidesim.core.errors import ModelError, UnknownIdentifierError
+from tidesim.core.model import NeuronModel
+from tidesim.core.synapses import SynapseModel
 
 __all__ = ["SynapticKind", "available", "get", "with_synapses", "delta", "exp_current", "exp_conductance",
            "alpha_current", "alpha_conductance", "biexp_current", "biexp_conductance"]
@@ -290,7 +290,7 @@ def with_synapses(model: NeuronModel, *kinds: SynapticKind | str, current: str =
     default name ``"syn"``). ``method``: the integration method of the new model (default: the
     model's own). Connect with each kind's ``.synapse``.
     """
-    spec = model._spec
+    spec = model.spec
     objs = []
     for k in kinds:
         objs.append(get(k) if isinstance(k, str) else k)

@@ -137,9 +137,9 @@ def test_api_pages_list_names():
     names = _documented()
     assert len(names) > 100, names
     for module in ("tidesim", "tidesim.models", "tidesim.models.synapses", "tidesim.models.plasticity",
-                   "tidesim.datasets", "tidesim.fitting", "tidesim.analysis", "tidesim.nn", "tidesim.encode",
-                   "tidesim.loss", "tidesim.plasticity", "tidesim.connectivity", "tidesim.nir_io",
-                   "tidesim.surrogate"):
+                   "tidesim.datasets", "tidesim.fitting", "tidesim.analysis", "tidesim.nn", "tidesim.nn.encode",
+                   "tidesim.nn.loss", "tidesim.network.plasticity", "tidesim.network.connectivity",
+                   "tidesim.nn.nir", "tidesim.core.surrogate"):
         assert (module, "") in names, f"no API page documents {module}"
     for module, name in [("tidesim", "NeuronModel"), ("tidesim", "simulate"), ("tidesim", "fit"),
                          ("tidesim.fitting", "FitResult"), ("tidesim.datasets", "Recording")]:

@@ -3,29 +3,37 @@
 >>> import tidesim as ts
 >>> model = ts.models.get("adex")
 >>> res = ts.simulate(model, duration=0.5, n=10, inputs={"I": 0.6e-9})
+
+The face of the package: the entry points (``simulate``, ``crossvalidate``, ``fit``), the model and
+network descriptions, the errors, and the sub-packages users reach for by name. The layout behind it
+is described in ``docs/architecture.md``.
 """
 
-from . import surrogate
-from .errors import (
+import importlib
+from typing import Any
+
+from tidesim.core import surrogate
+from tidesim.core.errors import (
     BackendError,
     EquationSyntaxError,
     MissingParameterError,
     ModelError,
+    NetworkError,
     NumericalInstabilityError,
     ShapeError,
     SimulationError,
     TidesimError,
     UnitMismatchError,
     UnknownIdentifierError,
+    Unsupported,
 )
-from .model import NeuronModel
-from .network import Network
-from .result import SimulationResult
-from .simulation import simulate
-from .synapses import SynapseModel
-from .validation import CrossValidationReport, crossvalidate
-
-__version__ = "0.1.0"
+from tidesim.core.model import NeuronModel
+from tidesim.core.result import SimulationResult
+from tidesim.core.synapses import SynapseModel
+from tidesim.engines.simulate import simulate
+from tidesim.network import Network
+from tidesim.validation import CrossValidationReport, crossvalidate
+from tidesim.version import __version__ as __version__
 
 __all__ = [
     "NeuronModel", "SynapseModel", "Network",
@@ -34,17 +42,27 @@ __all__ = [
     "nir_io", "dynamics", "sweep", "fit_many",
     "TidesimError", "ModelError", "EquationSyntaxError",
     "UnitMismatchError", "UnknownIdentifierError", "MissingParameterError", "ShapeError",
-    "SimulationError", "NumericalInstabilityError", "BackendError",
+    "SimulationError", "NumericalInstabilityError", "BackendError", "Unsupported", "NetworkError",
 ]
 
+# Sub-packages imported on first use (`import tidesim` stays light: elephant, sbi, dask and the zoo load
+# when asked for), and the short names they are known by.
+_LAZY_MODULES = {
+    "models": "tidesim.models", "datasets": "tidesim.datasets", "fitting": "tidesim.fitting",
+    "analysis": "tidesim.analysis", "nn": "tidesim.nn", "dynamics": "tidesim.dynamics", "sweep": "tidesim.sweep",
+    "plasticity": "tidesim.network.plasticity", "connectivity": "tidesim.network.connectivity",
+    "encode": "tidesim.nn.encode", "loss": "tidesim.nn.loss", "nir_io": "tidesim.nn.nir",
+}
+_LAZY_NAMES = {"fit": "tidesim.fitting", "FitResult": "tidesim.fitting", "fit_many": "tidesim.fitting"}
 
-def __getattr__(name):
-    # The zoo, datasets and fitting import lazily: `import tidesim` stays light.
-    import importlib
 
-    if name in ("models", "datasets", "fitting", "analysis", "plasticity", "connectivity", "nn", "encode",
-                "loss", "nir_io", "dynamics", "sweep"):
-        return importlib.import_module(f"tidesim.{name}")
-    if name in ("fit", "FitResult", "fit_many"):
-        return getattr(importlib.import_module("tidesim.fitting"), name)
+def __getattr__(name: str) -> Any:
+    if name in _LAZY_MODULES:
+        return importlib.import_module(_LAZY_MODULES[name])
+    if name in _LAZY_NAMES:
+        return getattr(importlib.import_module(_LAZY_NAMES[name]), name)
     raise AttributeError(f"module 'tidesim' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

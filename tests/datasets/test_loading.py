@@ -7,7 +7,12 @@ import quantities as pq
 import torch
 
 import tidesim as ts
-from tidesim.datasets import ChannelError, MissingCurrentError, ProtocolError, RecordingFormatError
+from tidesim.datasets import (
+    ChannelError,
+    MissingCurrentError,
+    ProtocolError,
+    RecordingFormatError,
+)
 
 
 def _segment(values_mv, units="mV", name="Vm", rate=10000.0):

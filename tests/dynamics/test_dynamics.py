@@ -34,7 +34,7 @@ from scipy.special import lambertw
 
 import tidesim as ts
 from tidesim import dynamics as dyn
-from tidesim.errors import ModelError, UnknownIdentifierError
+from tidesim.core.errors import ModelError, UnknownIdentifierError
 
 ADEX = dict(C=281e-12, gL=30e-9, EL=-70.6e-3, VT=-50.4e-3, DeltaT=2e-3, tau_w=0.144)
 

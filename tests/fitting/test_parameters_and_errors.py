@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import tidesim as ts
-from tidesim.errors import UnknownIdentifierError
+from tidesim.core.errors import UnknownIdentifierError
 from tidesim.fitting import BoundsError, FitError, ParameterSpace
 
 

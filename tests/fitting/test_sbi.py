@@ -16,7 +16,12 @@ import torch
 from brian2 import ms, mV, pF
 
 import tidesim as ts
-from tidesim.fitting import BoundsError, FitError, FitResult, prepare
+from tidesim.fitting import (
+    BoundsError,
+    FitError,
+    FitResult,
+    prepare,
+)
 from tidesim.fitting import sbi as tsbi
 
 BOUNDS = {"a": (0.0, 10e-9), "b": (0.0, 200e-12), "tau_w": (20e-3, 300e-3)}

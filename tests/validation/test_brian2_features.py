@@ -130,7 +130,7 @@ def test_supported_functions_agree_with_brian2(engine):
                         record=["v", "I_f"], engine=engine)
     res_b = ts.simulate(model, 0.3, n=2, params={"I0": torch.tensor([0.15e-9, 0.3e-9])},
                         record=["v", "I_f"], backend="brian2", target="numpy")
-    from tidesim.validation import compare
+    from tidesim.validation.neuron import compare
 
     variables, spikes, _ = compare(res_t, res_b)
     assert all(v.passed for v in variables), variables

@@ -11,11 +11,17 @@ import warnings
 with warnings.catch_warnings():
     import elephant  # noqa: F401
 
-from . import differentiable as torch  # noqa: E402, F401  (ts.analysis.torch.van_rossum_distance, ...)
-from .features import adaptation_index, efel_features, fi_curve, first_spike_latency, step_window
-from .plots import fi_plot, isi_histogram, raster
-from .spiketrains import NoSpikesError, as_spiketrains
-from .statistics import (
+from tidesim.analysis import differentiable as torch
+from tidesim.analysis.features import (
+    adaptation_index,
+    efel_features,
+    fi_curve,
+    first_spike_latency,
+    step_window,
+)
+from tidesim.analysis.plots import fi_plot, isi_histogram, raster
+from tidesim.analysis.spiketrains import NoSpikesError, as_spiketrains
+from tidesim.analysis.statistics import (
     cross_correlogram,
     cv_isi,
     fano_factor,

@@ -7,7 +7,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from .spiketrains import NoSpikesError
+from tidesim.analysis.spiketrains import NoSpikesError
 
 __all__ = ["step_window", "fi_curve", "first_spike_latency", "adaptation_index", "efel_features"]
 
@@ -69,6 +69,7 @@ def efel_features(rec, features: Sequence[str] = ("AP_amplitude", "AP_width", "A
     eFEL works in ms and mV; values come back in eFEL's units (documented per feature there). A
     feature eFEL cannot compute on a sweep (e.g. spike width without spikes) is NaN.
     """
+    # eFEL (a compiled library) loads only when features are asked for
     import efel
 
     start, stop = _window(rec, window)

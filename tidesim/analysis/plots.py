@@ -5,13 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from .spiketrains import as_spiketrains
+from tidesim.analysis.features import fi_curve
+from tidesim.analysis.spiketrains import as_spiketrains
+from tidesim.analysis.statistics import isi
 
 __all__ = ["raster", "isi_histogram", "fi_plot"]
 
 
 def _axes(ax, figsize=(7, 3)):
+    # matplotlib loads only when a figure is drawn
     import matplotlib.pyplot as plt
 
     if ax is None:
@@ -34,8 +38,6 @@ def raster(obj: Any, ax=None, label: str = "train", **kw):
 
 def isi_histogram(obj: Any, bins: int | np.ndarray = 50, ax=None, log: bool = False):
     """Histogram of the inter-spike intervals (ms) pooled over all trains."""
-    from .statistics import isi
-
     fig, ax = _axes(ax, figsize=(5, 3))
     intervals = np.concatenate([i for i in isi(obj)] or [np.array([])]) * 1e3
     if log and intervals.size:
@@ -51,9 +53,7 @@ def isi_histogram(obj: Any, bins: int | np.ndarray = 50, ax=None, log: bool = Fa
 def fi_plot(rec_or_table: Any, ax=None, label: str | None = None, window: tuple[float, float] | None = None, **kw):
     """f-I curve: firing rate in the step (Hz) against step current (pA), from a Recording or
     :func:`fi_curve`'s table. Call again with the same ``ax`` to overlay data and model."""
-    import pandas as pd
 
-    from .features import fi_curve
 
     table = rec_or_table if isinstance(rec_or_table, pd.DataFrame) else fi_curve(rec_or_table, window)
     fig, ax = _axes(ax, figsize=(4.5, 3.5))

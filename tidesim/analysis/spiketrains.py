@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import neo
 import numpy as np
+import quantities as pq
 
-from tidesim.errors import TidesimError
+from tidesim.core.errors import TidesimError
 
 __all__ = ["as_spiketrains", "NoSpikesError"]
 
@@ -19,9 +21,6 @@ def as_spiketrains(obj: Any, t_stop: float | None = None) -> list:
     """``neo.SpikeTrain`` list from a Recording (one per sweep), SpikeData (one per unit, first
     trial), SimulationResult (one per neuron), a neo Segment/Block, one SpikeTrain, or arrays of
     spike times in seconds (then ``t_stop``, or the last spike of all + 1 ms, bounds them all)."""
-    import neo
-    import quantities as pq
-
     if isinstance(obj, neo.SpikeTrain):
         return [obj]
     if isinstance(obj, neo.Segment):

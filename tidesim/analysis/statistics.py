@@ -8,10 +8,19 @@ from __future__ import annotations
 
 from typing import Any
 
+import neo
 import numpy as np
 import quantities as pq
+from elephant.conversion import BinnedSpikeTrain
+from elephant.kernels import GaussianKernel
+from elephant.spike_train_correlation import correlation_coefficient, cross_correlation_histogram
+from elephant.spike_train_dissimilarity import van_rossum_distance as _vr
+from elephant.spike_train_dissimilarity import victor_purpura_distance as _vp
+from elephant.statistics import cv, fanofactor, lv, mean_firing_rate
+from elephant.statistics import instantaneous_rate as _rate
+from elephant.statistics import isi as _isi
 
-from .spiketrains import NoSpikesError, as_spiketrains
+from tidesim.analysis.spiketrains import NoSpikesError, as_spiketrains
 
 __all__ = ["firing_rate", "instantaneous_rate", "isi", "cv_isi", "local_variation", "fano_factor",
            "spike_count_correlation", "cross_correlogram", "van_rossum_distance", "victor_purpura_distance",
@@ -20,8 +29,6 @@ __all__ = ["firing_rate", "instantaneous_rate", "isi", "cv_isi", "local_variatio
 
 def firing_rate(obj: Any, t_start: float | None = None, t_stop: float | None = None) -> np.ndarray:
     """Mean firing rate (Hz) of each train over [t_start, t_stop) (default: the train's span)."""
-    from elephant.statistics import mean_firing_rate
-
     out = []
     for st in as_spiketrains(obj):
         kw = {}
@@ -42,17 +49,12 @@ def firing_rate(obj: Any, t_start: float | None = None, t_stop: float | None = N
 
 def instantaneous_rate(obj: Any, sampling_period: float = 1e-3, sigma: float = 10e-3):
     """Rate estimate (Hz) with a Gaussian kernel of width ``sigma`` (s): a neo AnalogSignal."""
-    from elephant.kernels import GaussianKernel
-    from elephant.statistics import instantaneous_rate as _rate
-
     return _rate(as_spiketrains(obj), sampling_period=sampling_period * pq.s,
                  kernel=GaussianKernel(sigma=sigma * pq.s))
 
 
 def isi(obj: Any) -> list[np.ndarray]:
     """Inter-spike intervals (s) of each train."""
-    from elephant.statistics import isi as _isi
-
     return [np.asarray(_isi(st).rescale("s").magnitude) for st in as_spiketrains(obj)]
 
 
@@ -80,39 +82,26 @@ def cv_isi(obj: Any, nan_policy: str = "raise") -> np.ndarray:
 
     A train with fewer than 3 spikes raises :class:`NoSpikesError` (``nan_policy="nan"``: NaN).
     """
-    from elephant.statistics import cv
-
     return _per_train(obj, cv, "the CV of ISIs", nan_policy)
 
 
 def local_variation(obj: Any, nan_policy: str = "raise") -> np.ndarray:
     """Local variation LV (Shinomoto et al. 2003) of the intervals of each train."""
-    from elephant.statistics import lv
-
     return _per_train(obj, lv, "LV", nan_policy)
 
 
 def fano_factor(obj: Any) -> float:
     """Fano factor of the spike counts across trains (trials)."""
-    from elephant.statistics import fanofactor
-
     return float(fanofactor(as_spiketrains(obj)))
 
 
 def spike_count_correlation(obj: Any, bin_size: float = 10e-3) -> np.ndarray:
     """Pearson correlation matrix of binned spike counts (``bin_size`` s)."""
-    from elephant.conversion import BinnedSpikeTrain
-    from elephant.spike_train_correlation import correlation_coefficient
-
     return np.asarray(correlation_coefficient(BinnedSpikeTrain(as_spiketrains(obj), bin_size=bin_size * pq.s)))
 
 
 def cross_correlogram(a: Any, b: Any, bin_size: float = 1e-3, window: float = 50e-3):
     """Cross-correlation histogram of two trains: (lags in s, counts)."""
-    import neo
-    from elephant.conversion import BinnedSpikeTrain
-    from elephant.spike_train_correlation import cross_correlation_histogram
-
     sa, sb = as_spiketrains(a)[0], as_spiketrains(b)[0]
     # elephant bins both trains on one grid: give them one common window
     start, stop = min(sa.t_start, sb.t_start), max(sa.t_stop, sb.t_stop)
@@ -125,16 +114,12 @@ def cross_correlogram(a: Any, b: Any, bin_size: float = 1e-3, window: float = 50
 
 def van_rossum_distance(obj: Any, tau: float = 10e-3) -> np.ndarray:
     """Van Rossum distance matrix (elephant's normalisation: 1 between no spike and one spike)."""
-    from elephant.spike_train_dissimilarity import van_rossum_distance as _vr
-
     trains = [st.rescale("ms") for st in as_spiketrains(obj)]  # elephant advises ms for precision
     return np.asarray(_vr(trains, time_constant=tau * 1e3 * pq.ms))
 
 
 def victor_purpura_distance(obj: Any, cost: float = 100.0) -> np.ndarray:
     """Victor-Purpura distance matrix; ``cost`` (1/s) of shifting a spike by one second."""
-    from elephant.spike_train_dissimilarity import victor_purpura_distance as _vp
-
     return np.asarray(_vp(as_spiketrains(obj), cost_factor=cost * pq.Hz))
 
 

@@ -9,9 +9,14 @@ BPTT and gradient checkpointing.
 
 from torch.nn import Conv2d, Flatten, Linear
 
-from .lif import LIF, Readout, leaky_model
-from .neurons import Neurons
-from .sequence import Recurrent, Sequential, detach, train_tbptt
+from tidesim.nn.lif import LIF, Readout, leaky_model
+from tidesim.nn.neurons import Neurons
+from tidesim.nn.sequence import (
+    Recurrent,
+    Sequential,
+    detach,
+    train_tbptt,
+)
 
 __all__ = ["Neurons", "LIF", "Readout", "leaky_model", "Recurrent", "Sequential", "train_tbptt", "detach",
            "Linear", "Conv2d", "Flatten"]

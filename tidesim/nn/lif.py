@@ -14,9 +14,9 @@ from typing import Any
 
 import torch
 
-from ..model import NeuronModel
-from .lif_kernel import lif_sequence
-from .neurons import Neurons
+from tidesim.core.model import NeuronModel
+from tidesim.nn.lif_kernel import lif_sequence
+from tidesim.nn.neurons import Neurons
 
 __all__ = ["leaky_model", "LIF", "Readout"]
 

@@ -18,11 +18,15 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint as torch_checkpoint
 
-from ..codegen import make_namespace
-from ..errors import ModelError, ShapeError
-from ..model import NeuronModel
-from ..surrogate import get as get_surrogate
-from ..units import to_si
+from tidesim.codegen.build import available as compiler_available
+from tidesim.codegen.torch_source import make_namespace
+from tidesim.core.errors import ModelError, ShapeError
+from tidesim.core.model import NeuronModel
+from tidesim.core.surrogate import get as get_surrogate
+from tidesim.core.units import to_si
+from tidesim.engines import schedule
+from tidesim.engines.neuron_compiled import surrogate_code
+from tidesim.engines.simulate import simulate
 
 __all__ = ["Neurons"]
 
@@ -61,7 +65,7 @@ class Neurons(nn.Module):
                  detach_reset: bool = True, stateful: bool = False, record: str | None = None,
                  engine: str = "auto"):
         super().__init__()
-        if model._refractory_kind is not None:
+        if model.refractory_kind is not None:
             raise ModelError(f"{model.name}: layers do not model refractoriness; drop it from the model")
         if model.noise_names:
             raise ModelError(f"{model.name}: layers do not model noise (xi); drop it from the model")
@@ -98,17 +102,13 @@ class Neurons(nn.Module):
         states = list(model.state_names)
         self.record = record or _threshold_variable(model, states)
         self.state: dict[str, torch.Tensor] | None = None
-        self._fns: dict[tuple, dict] = {}
+        self._fns: dict[tuple, schedule.BoundModel] = {}
 
     # ------------------------------------------------------------------ the functional core
-    def _functions(self, dtype, device) -> dict:
+    def _functions(self, dtype, device) -> schedule.BoundModel:
         key = (dtype, device)
         if key not in self._fns:
-            ns = make_namespace(dtype, device, (1,))
-            m = self.model
-            self._fns[key] = {name: (fs.bind(fs.compile(), ns), fs.args) for name, fs in (
-                ("update", m.update_function), ("threshold", m.threshold_function), ("reset", m.reset_function))
-                if fs is not None}
+            self._fns[key] = schedule.BoundModel(self.model, dtype, device, (1,))
         return self._fns[key]
 
     def initial_state(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -135,22 +135,9 @@ class Neurons(nn.Module):
         fns = self._functions(x.dtype, x.device)
         env = self._env(x)
         env.update(state)
-        fn, args = fns["update"]
-        new = dict(zip(self.model.state_names, fn(*[env[a] for a in args])))
-        env.update(new)
-        if "threshold" not in fns:  # a readout: membrane only
-            new = {k: torch.broadcast_to(v, x.shape) for k, v in new.items()}
-            return torch.zeros_like(x), new[self.record], new
-        fn, args = fns["threshold"]
-        cond, margin = fn(*[env[a] for a in args])
-        if not isinstance(margin, torch.Tensor):
-            margin = torch.zeros_like(x)
-        spikes = self.surrogate(margin / self.model.threshold_scale, torch.broadcast_to(cond, x.shape))
-        membrane = new[self.record]
-        if "reset" in fns:
-            fn, args = fns["reset"]
-            env["_s"] = spikes.detach() if self.detach_reset else spikes
-            new.update(zip(self.model.reset_function.targets, fn(*[env[a] for a in args])))
+        new, spikes, pending = schedule.advance(self.model, fns, env, state, 0, None, self.surrogate, x.shape)
+        membrane = torch.broadcast_to(new[self.record], x.shape)
+        new = schedule.reset(self.model, fns, new, pending, self.detach_reset, needs_grad=True)
         return spikes, membrane, {k: torch.broadcast_to(v, x.shape) for k, v in new.items()}
 
     # ------------------------------------------------------------------ module interface
@@ -204,8 +191,6 @@ class Neurons(nn.Module):
     def _run_compiled(self, x: torch.Tensor, state: dict, tbptt: int | None, checkpoint: int | None):
         """The sequence in tidesim's compiled engine (C time loop, adjoint backward): the same
         numbers as stepping, with memory of one state trajectory (or segment starts)."""
-        from ..simulation import simulate
-
         T, shape = x.shape[0], x.shape[1:]
         n = int(torch.Size(shape).numel())
         params = {}
@@ -238,12 +223,8 @@ class Neurons(nn.Module):
 
 
 def _compilable(layer: Neurons, x: torch.Tensor) -> bool:
-    from .. import compiled
-    from ..surrogate import atan, fast_sigmoid, sigmoid, straight_through, triangular
-
-    return (x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and compiled.available()
-            and type(layer.surrogate) in (fast_sigmoid, sigmoid, atan, triangular, straight_through)
-            and not layer.surrogate.learnable)
+    return (x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and compiler_available()
+            and surrogate_code(layer.surrogate) is not None and not layer.surrogate.learnable)
 
 
 def _threshold_variable(model: NeuronModel, states: list[str]) -> str:

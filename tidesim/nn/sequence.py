@@ -10,8 +10,8 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint as torch_checkpoint
 
-from ..errors import ShapeError
-from .neurons import Neurons
+from tidesim.core.errors import ShapeError
+from tidesim.nn.neurons import Neurons
 
 __all__ = ["Sequential", "Recurrent", "train_tbptt"]
 

@@ -1,0 +1,102 @@
+"""Command line: ``tidesim models``, ``tidesim validate MODEL``, ``tidesim fit FILE``, ``tidesim demo``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+import tidesim as ts
+from tidesim import models
+from tidesim.cli import fit as fit_command
+from tidesim.cli.demo import run_demo
+from tidesim.core.errors import TidesimError
+from tidesim.core.inputs import n_steps_for
+
+__all__ = ["main"]
+
+
+def _models(args) -> int:
+    for name in models.available():
+        mod = models.module(name)
+        model = models.get(name)
+        print(f"\n{name} ({model.method}) - {mod.REFERENCE}")
+        table = pd.DataFrame(model.describe()).set_index("name")
+        print(table.to_string())
+        if hasattr(mod, "PRESETS"):
+            print(f"presets: {', '.join(mod.PRESETS)}")
+    return 0
+
+
+def _validation_inputs(name: str, n: int, amplitude: float | None, duration: float, dt: float):
+
+    spec = models.module(name).VALIDATION
+    if amplitude is not None:
+        lo = hi = amplitude
+    else:
+        lo, hi = min(spec["amplitudes"]), max(spec["amplitudes"])
+    amps = np.linspace(lo, hi, n)
+    return {spec["input"]: amps}, spec
+
+
+def _validate(args) -> int:
+    model = models.get(args.model, preset=args.preset) if args.preset else models.get(args.model)
+    spec = models.module(args.model).VALIDATION
+    dt = args.dt if args.dt is not None else spec["dt"]
+    inputs, spec = _validation_inputs(args.model, args.n, args.input, args.duration, dt)
+    # constant per-neuron step currents, switched on after 10 ms
+    steps = n_steps_for(args.duration, dt)
+    name = spec["input"]
+    series = torch.zeros(steps, args.n, dtype=torch.float64)
+    series[int(round(0.01 / dt)):] = torch.as_tensor(inputs[name], dtype=torch.float64)
+    report = ts.crossvalidate(model, duration=args.duration, n=args.n, dt=dt, inputs={name: series},
+                              target=args.target)
+    print(report)
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        report.to_dataframe().to_csv(out / f"{model.name}_crossvalidation.csv")
+        fig = report.plot()
+        fig.savefig(out / f"{model.name}_crossvalidation.png", dpi=120)
+        print(f"table and figure written to {out}/")
+    return 0 if report.passed else 1
+
+
+def _demo(args) -> int:
+    result = run_demo(args.out, target=args.target)
+    report = result["crossvalidation"]
+    return 0 if report is None or report.passed else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tidesim", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("models", help="table of the zoo's models and their parameters with units")
+    val = sub.add_parser("validate", help="cross-validate a zoo model against Brian2 (exit 1 on failure)")
+    val.add_argument("model")
+    val.add_argument("--preset", default=None, help="published parameter set (izhikevich: RS, FS, ...)")
+    val.add_argument("--n", type=int, default=5, help="neurons, each with its own step current")
+    val.add_argument("--duration", type=float, default=1.0, help="seconds")
+    val.add_argument("--dt", type=float, default=None, help="seconds (default: the model's)")
+    val.add_argument("--input", type=float, default=None, help="step amplitude in amperes (default: a range)")
+    val.add_argument("--target", default="auto", choices=["auto", "cython", "numpy"], help="Brian2 target")
+    val.add_argument("--out", default=None, help="folder for the table (CSV) and figure (PNG)")
+    fit_command.add_parser(sub)
+    demo = sub.add_parser("demo", help="the main job on a shipped real recording (see tidesim/demo.py)")
+    demo.add_argument("--out", default="tidesim-demo", help="folder for tables and figures")
+    demo.add_argument("--target", default="auto", choices=["auto", "cython", "numpy"], help="Brian2 target")
+    args = parser.parse_args(argv)
+    try:
+        commands = {"models": _models, "validate": _validate, "fit": fit_command.run, "demo": _demo}
+        return commands[args.command](args)
+    except (TidesimError, ValueError) as exc:  # the user's mistake: say it plainly, no traceback
+        print(f"tidesim: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,490 @@
+"""C kernels generated from a model: the whole time loop in compiled code, forward and adjoint.
+
+The forward kernel runs Brian2's schedule (refractoriness, update, threshold, reset) for all
+steps of a segment without returning to Python. The adjoint kernel runs the same steps backwards
+in time, using derivative code that sympy generates from the update, threshold and reset by
+forward-mode differentiation of the statement lists (no tape: memory is the state trajectory,
+or only its segment starts with checkpointing).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy
+from sympy.printing.c import C99CodePrinter
+
+from tidesim.codegen.torch_source import NumberPrinting, Statement, _eliminate_common
+from tidesim.core.model import NeuronModel
+
+__all__ = ["KernelSource", "generate", "NoDerivative", "PARAM_MODES"]
+
+#: How a parameter is laid out: one value, one per neuron, one per step, one per step and neuron.
+PARAM_MODES = ("scalar", "neuron", "time", "time_neuron")
+
+
+class NoDerivative(NotImplementedError):
+    """The model uses a function without a derivative the adjoint kernel can print."""
+
+
+class _Exprel(sympy.Function):
+    """exprel(x) = (exp(x) - 1)/x, with a derivative that stays finite at 0."""
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        return _DExprel(self.args[0])
+
+
+_Exprel.__name__ = "exprel"
+
+
+class _DExprel(sympy.Function):
+    nargs = 1
+
+
+_DExprel.__name__ = "dexprel"
+
+_ZERO_DERIVATIVE = ("int_", "floor", "ceiling", "sign")
+_C_FUNCTIONS = {
+    "exp": "exp", "log": "log", "log10": "log10", "expm1": "expm1", "log1p": "log1p", "sin": "sin",
+    "cos": "cos", "tan": "tan", "sinh": "sinh", "cosh": "cosh", "tanh": "tanh", "asin": "asin",
+    "acos": "acos", "atan": "atan", "Abs": "fabs", "sign": "_sign", "ceiling": "ceil", "floor": "floor",
+    "sqrt": "sqrt", "exprel": "_exprel", "dexprel": "_dexprel", "int_": "_int", "clip": "_clip",
+}
+
+
+class CPrinter(NumberPrinting, C99CodePrinter):
+    """Prints sympy expressions as C over the kernel's local names."""
+
+    def __init__(self, names: dict[str, str]):
+        super().__init__({"strict": False})
+        self.names = names
+
+    def _print_Symbol(self, expr):
+        try:
+            return self.names[expr.name]
+        except KeyError:
+            raise KeyError(f"no C name for symbol '{expr.name}'") from None
+
+    def _print_Function(self, expr):
+        name = expr.func.__name__
+        if name not in _C_FUNCTIONS:
+            raise NoDerivative(f"function '{name}' has no C implementation in tidesim")
+        return f"{_C_FUNCTIONS[name]}({', '.join(self._print(a) for a in expr.args)})"
+
+    _print_exp = _print_log = _print_sin = _print_cos = _print_tanh = _print_Function
+    _print_Abs = _print_sign = _print_floor = _print_ceiling = _print_Function
+
+    def _print_Pow(self, expr):
+        base, exp = expr.args
+        b = f"({self._print(base)})"
+        if exp == sympy.Rational(1, 2) or exp == sympy.Float(0.5):
+            return f"sqrt({self._print(base)})"
+        if exp.is_Integer:
+            e = int(exp)
+            if 1 <= e <= 4:
+                return "(" + "*".join([b] * e) + ")"
+            if -4 <= e <= -1:
+                return "(1.0/(" + "*".join([b] * -e) + "))"
+        return f"pow({self._print(base)}, {self._print(exp)})"
+
+    def _print_Integer(self, expr):
+        return f"{int(expr)}.0"
+
+    def _print_Infinity(self, expr):
+        return "INFINITY"
+
+    def _print_NegativeInfinity(self, expr):
+        return "(-INFINITY)"
+
+    def _print_BooleanTrue(self, expr):
+        return "1"
+
+    def _print_BooleanFalse(self, expr):
+        return "0"
+
+
+def _prepare(expr: sympy.Expr) -> sympy.Expr:
+    return expr.replace(lambda e: getattr(e.func, "__name__", "") == "exprel" and e.func is not _Exprel,
+                        lambda e: _Exprel(e.args[0]))
+
+
+def _diff(expr: sympy.Expr, sym: sympy.Symbol) -> sympy.Expr:
+    # piecewise-constant functions (int, floor, ...) have derivative 0: hold them as constants
+    held = {}
+    for e in expr.atoms(sympy.Function):
+        if getattr(e.func, "__name__", "") in _ZERO_DERIVATIVE:
+            held[e] = sympy.Dummy()
+    d = sympy.diff(expr.xreplace(held), sym).xreplace({v: k for k, v in held.items()})
+    bad = d.atoms(sympy.Derivative, sympy.Subs)
+    if bad:
+        raise NoDerivative(f"no derivative for {', '.join(sorted(str(b) for b in bad))}")
+    return d
+
+
+def forward_ad(statements: list[tuple[str, sympy.Expr]], independents: list[str], prefix: str
+               ) -> tuple[list[tuple[str, sympy.Expr]], dict[tuple[str, str], sympy.Expr]]:
+    """Forward-mode derivatives of a statement list with respect to ``independents``.
+
+    Returns derivative statements (``D_<prefix>_<target>__<z>``) in an order that can follow each
+    statement, and a map (target, z) -> derivative symbol or 0.
+    """
+    known: dict[tuple[str, str], sympy.Expr] = {}
+    out = []
+    indep = set(independents)
+    for target, expr in statements:
+        for z in independents:
+            total = sympy.Integer(0)
+            for a in expr.free_symbols:
+                if a.name == z:
+                    da = sympy.Integer(1)
+                elif a.name in indep:
+                    continue
+                else:
+                    da = known.get((a.name, z), sympy.Integer(0))
+                if da == 0:
+                    continue
+                total = total + _diff(expr, a) * da
+            if total == 0:
+                known[(target, z)] = sympy.Integer(0)
+            else:
+                sym = sympy.Symbol(f"D{prefix}_{target}__{z}")
+                out.append((sym.name, total))
+                known[(target, z)] = sym
+    return out, known
+
+
+@dataclass
+class KernelSource:
+    """Generated C source with what the caller needs to know about its arguments."""
+
+    source: str
+    states: tuple[str, ...]
+    params: tuple[str, ...]
+    modes: tuple[str, ...]
+    subexpressions: tuple[str, ...]
+    with_adjoint: bool
+
+
+def _c_names(model: NeuronModel, modes: dict[str, str], state_prefix: str = "S_") -> dict[str, str]:
+    names = {s: f"{state_prefix}{s}" for s in model.state_names}
+    names.update({p: f"P_{p}" for p in model.parameter_names})
+    names.update({"t": "t", "dt": "dt", "i": "((double)k)", "N": "((double)n)", "not_refractory": "nr",
+                  "_s": "s_"})
+    return names
+
+
+def _block(printer: CPrinter, statements: list[tuple[str, sympy.Expr]], names: dict[str, str],
+           local_prefix: str) -> list[str]:
+    lines = []
+    for target, expr in statements:
+        cname = names.get(target) or f"{local_prefix}{target}"
+        names[target] = cname
+        lines.append(f"const double {cname} = {printer.doprint(expr)};")
+    return lines
+
+
+def _with_cse(statements: list[tuple[str, sympy.Expr]], tag: str) -> list[tuple[str, sympy.Expr]]:
+    renamed = _eliminate_common([Statement(t, "=", e) for t, e in statements])
+    # CSE symbols are block-local: give each block its own names
+    mapping = {sympy.Symbol(t): sympy.Symbol(f"{t}{tag}") for t, _ in renamed if t.startswith("_cse")}
+    return [(mapping.get(sympy.Symbol(t), sympy.Symbol(t)).name, e.xreplace(mapping)) for t, e in renamed]
+
+
+def _kernel(signature: list[str], model: NeuronModel, modes: dict[str, str], loop: str,
+            inner: list[str]) -> list[str]:
+    """A kernel: parameters loaded where they vary (once, per step, per neuron), time loop outside."""
+    out = list(signature)
+    out += ["  " + x for x in _param_loads(model, modes, "outer")]
+    out.append(f"  for ({loop}) {{")
+    out.append("    const double t = i*dt; const int64_t row = (i - i0)*n;")
+    out += ["    " + x for x in _param_loads(model, modes, "step")]
+    out.append("    for (int64_t k = 0; k < n; k++) {")
+    out += ["      " + x for x in _param_loads(model, modes, "neuron") + inner]
+    out += ["    }", "  }"]
+    return out
+
+
+def _param_loads(model: NeuronModel, modes: dict[str, str], where: str) -> list[str]:
+    lines = []
+    for j, p in enumerate(model.parameter_names):
+        mode = modes[p]
+        if where == "outer" and mode == "scalar":
+            lines.append(f"const double P_{p} = P[{j}][0];")
+        elif where == "step" and mode == "time":
+            lines.append(f"const double P_{p} = P[{j}][i];")
+        elif where == "neuron" and mode == "neuron":
+            lines.append(f"const double P_{p} = P[{j}][k];")
+        elif where == "neuron" and mode == "time_neuron":
+            lines.append(f"const double P_{p} = P[{j}][i*n + k];")
+    return lines
+
+
+_HEADER = r"""
+#include <math.h>
+#include <stdint.h>
+#include <stddef.h>
+typedef {real} real;
+static inline double _exprel(double x) {{ return fabs(x) < 1e-8 ? 1.0 + 0.5*x : expm1(x)/x; }}
+static inline double _dexprel(double x) {{
+    return fabs(x) < 1e-5 ? 0.5 + x/3.0 : (x*exp(x) - expm1(x))/(x*x); }}
+static inline double _clip(double x, double lo, double hi) {{ return x < lo ? lo : (x > hi ? hi : x); }}
+static inline double _int(double x) {{ return trunc(x); }}
+static inline double _sign(double x) {{ return (double)((x > 0) - (x < 0)); }}
+static inline double _surrogate(int kind, double a, double x) {{
+    switch (kind) {{
+    case 0: {{ double d = a*fabs(x) + 1.0; return 1.0/(d*d); }}
+    case 1: {{ double s = 1.0/(1.0 + exp(-a*x)); return a*s*(1.0 - s); }}
+    case 2: {{ double z = 1.5707963267948966*a*x; return 0.5*a/(1.0 + z*z); }}
+    case 3: {{ double z = 1.0 - fabs(x)/a; return z > 0 ? z/a : 0.0; }}
+    default: return 1.0;
+    }}
+}}
+"""
+
+
+def update_lines(model: NeuronModel, names: dict[str, str]) -> list[str]:
+    """The state update of one neuron in C (the schedule's first part, shared by the neuron and network
+    kernels): temporaries, then ``Y_<state>``, the new value (a state marked ``(unless refractory)``
+    keeps ``S_<state>`` while ``nr`` is 0). ``names`` gains the temporaries' C names."""
+    body, finals = model.update_statements
+    upd = [(st.target, _prepare(st.expr)) for st in body]
+    lines = _block(CPrinter(names), _with_cse(upd, "_u"), names, "T")
+    for s_name, fin in zip(model.state_names, finals):
+        keep = f"nr ? {names[fin]} : S_{s_name}" if s_name in model.flagged else names[fin]
+        lines.append(f"double Y_{s_name} = {keep};")
+    return lines
+
+
+def spike_condition(model: NeuronModel, names: dict[str, str]) -> str | None:
+    """The threshold condition over the updated states ``Y_<state>`` (``None``: the model never spikes)."""
+    if model.threshold_statements is None:
+        return None
+    ynames = {**names, **{s: f"Y_{s}" for s in model.state_names}}
+    return CPrinter(ynames).doprint(_prepare(model.threshold_statements[0].expr))
+
+
+def refractory_condition(model: NeuronModel, names: dict[str, str]) -> str:
+    """A refractory condition (``refractory="v > 0*mV"``) in C over the states ``S_<state>``."""
+    return CPrinter(names).doprint(_prepare(model.substituted(model.refractory)))
+
+
+def reset_lines(model: NeuronModel, names: dict[str, str]) -> list[str]:
+    """The reset of a spiking neuron in C: temporaries over ``Y_<state>``, then ``Y_<state> = ...`` for
+    every state the reset writes (the schedule's last part, shared by the neuron and network kernels)."""
+    if not model.reset_assignments:
+        return []
+    reset_body, reset_finals = model.reset_statements
+    spiking = [(st.target, _prepare(st.expr).subs(sympy.Symbol("_s"), 1)) for st in reset_body]
+    rnames = {**names, **{s: f"Y_{s}" for s in model.state_names}}
+    lines = _block(CPrinter(rnames), _with_cse(spiking, "_r"), rnames, "Z")
+    return lines + [f"Y_{s} = {rnames[reset_finals[s]]};" for s in model.state_names if s in reset_finals]
+
+
+def generate(model: NeuronModel, modes: dict[str, str], real: str, adjoint: bool,
+             grad_params: tuple[str, ...] = ()) -> KernelSource:
+    """C source of the forward kernel, and of the adjoint kernel when ``adjoint``.
+
+    The adjoint differentiates with respect to the states and ``grad_params`` only: derivatives
+    nobody asked for are not computed.
+    """
+    S, Ps = model.state_names, model.parameter_names
+    NS = len(S)
+    body, finals = model.update_statements
+    upd = [(st.target, _prepare(st.expr)) for st in body]
+    thr = model.threshold_statements
+    cond = _prepare(thr[0].expr) if thr else None
+    margin = _prepare(thr[1].expr) if thr else None
+    reset_body, reset_finals = model.reset_statements if model.reset_assignments else ([], {})
+    reset = [(st.target, _prepare(st.expr)) for st in reset_body]
+    subs = [(name, _prepare(model.subexpression_values[name])) for name in model.subexpression_names]
+    kind = model.refractory_kind
+    lines = [_HEADER.format(real=real)]
+
+    # ---------------------------------------------------------------- forward kernel
+    names = _c_names(model, modes)
+    pr = CPrinter(names)
+    signature = [
+        "int64_t tidesim_forward(int64_t n, int64_t i0, int64_t i1, double dt, real** S, int64_t* last,",
+        "    uint8_t* nrs, const int64_t* ref_steps, int64_t ref_stride, real** P, real** R, real* spikes,",
+        "    real* traj, uint8_t* nr_traj, double* bad) {"]
+    inner = [f"double S_{s} = S[{j}][k];" for j, s in enumerate(S)]
+    inner += [f"if (traj) traj[((i - i0)*{NS} + {j})*n + k] = S_{s};" for j, s in enumerate(S)]
+    inner += [f"if (R[{j}]) R[{j}][row + k] = S_{s};" for j, s in enumerate(S)]
+    for m, (_name, expr) in enumerate(subs):
+        inner.append(f"if (R[{NS + m}]) R[{NS + m}][row + k] = {pr.doprint(expr)};")
+    inner.append("int nr = 1;")
+    if kind in ("time", "time_expr"):
+        inner.append("nr = (i - last[k]) >= ref_steps[k*ref_stride];")
+    elif kind == "condition":
+        inner.append(f"nr = nrs[k] || !({refractory_condition(model, names)});")
+    inner.append("if (nr_traj) nr_traj[row + k] = (uint8_t)nr;")
+    inner += update_lines(model, names)
+    cond = spike_condition(model, names)
+    if cond is not None:
+        inner.append(f"const int spk = ({cond}) && nr;")
+        inner.append("spikes[row + k] = (real)spk;")
+        inner.append("if (spk) {")
+        if kind in ("time", "time_expr"):
+            inner.append("  last[k] = i;")
+        inner += ["  " + x for x in reset_lines(model, names)]
+        inner.append("}")
+        if kind == "condition":
+            inner.append("nrs[k] = (uint8_t)(nr && !spk);")
+    elif kind == "condition":
+        inner.append("nrs[k] = (uint8_t)nr;")
+    else:
+        inner.append("spikes[row + k] = 0;")
+    for j, s in enumerate(S):
+        inner.append(f"if (!isfinite(Y_{s})) {{ bad[0] = i; bad[1] = k; bad[2] = {j}; bad[3] = Y_{s}; "
+                     f"bad[4] = S_{s}; return 1; }}")
+    inner += [f"S[{j}][k] = (real)Y_{s};" for j, s in enumerate(S)]
+    lines += _kernel(signature, model, modes, "int64_t i = i0; i < i1; i++", inner) + ["  return 0;", "}"]
+    if adjoint:
+        lines += _adjoint(model, modes, upd, finals, margin, reset, reset_finals, subs, grad_params)
+    return KernelSource("\n".join(lines), tuple(S), tuple(Ps), tuple(modes[p] for p in Ps),
+                        tuple(model.subexpression_names), adjoint)
+
+
+class _Adjoint:
+    """The pieces of the adjoint kernel's step body, each a list of C lines (see :func:`_adjoint`)."""
+
+    def __init__(self, model, modes, upd, finals, margin, reset, reset_finals, subs, grad_params):
+        self.model, self.modes, self.finals, self.reset_finals = model, modes, finals, reset_finals
+        self.S = model.state_names
+        self.Ps = [p for p in model.parameter_names if p in grad_params]
+        self.indep = list(self.S) + list(self.Ps)
+        self.upd, self.margin, self.reset, self.subs = upd, margin, reset, subs
+        self.upd_d, self.upd_known = forward_ad(upd, self.indep, "u")
+        self.margin_stmts = [("_margin", margin)] if margin is not None else []
+        self.m_d, self.m_known = forward_ad(self.margin_stmts, self.indep, "m")
+        self.reset_d, self.reset_known = forward_ad(reset, self.indep + ["_s"], "r")
+        self.sub_d, self.sub_known = forward_ad(subs, self.indep, "x")
+        self.names = _c_names(model, modes, state_prefix="X_")
+        self.xpr = CPrinter(self.names)
+
+    def update(self) -> list[str]:
+        """The step recomputed from the trajectory: update and its derivatives (x -> y)."""
+        S, names = self.S, self.names
+        NS = len(S)
+        c = [f"const double X_{s} = traj[((i - i0)*{NS} + {j})*n + k];" for j, s in enumerate(S)]
+        c.append("const int nr = nr_traj ? nr_traj[row + k] : 1;")
+        c.append("const double s_ = spikes[row + k];")
+        c.append("const int cut = tbptt > 0 && ((i + 1) % tbptt == 0);")
+        c += [f"const double L_{s} = cut ? 0.0 : lam[{j}][k];" for j, s in enumerate(S)]
+        c += _block(self.xpr, _with_cse(self.upd + self.upd_d, "_u"), names, "T")
+        for s, fin in zip(S, self.finals):
+            keep = f"nr ? {names[fin]} : X_{s}" if s in self.model.flagged else names[fin]
+            c.append(f"const double Y_{s} = {keep};")
+        self.ynames = {**names, **{s: f"Y_{s}" for s in S}}
+        return c
+
+    def reset_adjoint(self) -> list[str]:
+        """Reset (z = R(y, s)) and its derivatives; adjoints of y (``LY_``), of the spike (``gs``) and of
+        the parameters through the reset (``GP_``)."""
+        S = self.S
+        rnames = dict(self.ynames)
+        c = _block(CPrinter(rnames), _with_cse(self.reset + self.reset_d, "_r"), rnames, "Z")
+
+        def dz(state, z):  # d(reset output for `state`)/dz, z in states (meaning y), params or _s
+            if state in self.reset_finals:
+                d = self.reset_known.get((self.reset_finals[state], z), sympy.Integer(0))
+                return rnames[d.name] if isinstance(d, sympy.Symbol) else self.xpr.doprint(d)
+            return "1.0" if z == state else "0.0"
+
+        for s in S:
+            terms = [f"({dz(l, s)})*L_{l}" for l in S if dz(l, s) not in ("0.0", "0")]
+            c.append(f"double LY_{s} = {' + '.join(terms) if terms else '0.0'};")
+        gs_terms = [f"({dz(l, '_s')})*L_{l}" for l in S if dz(l, "_s") not in ("0.0", "0")]
+        c.append("double gs = gs_in ? gs_in[i*gs_st[0] + k*gs_st[1]] : 0.0;")
+        if gs_terms:
+            c.append(f"if (!detach) gs += {' + '.join(gs_terms)};")
+        for p in self.Ps:
+            terms = [f"({dz(l, p)})*L_{l}" for l in S if dz(l, p) not in ("0.0", "0")]
+            c.append(f"double GP_{p} = {' + '.join(terms) if terms else '0.0'};")
+        return c
+
+    def threshold_adjoint(self) -> list[str]:
+        """The spike's gradient through the surrogate derivative of the distance to threshold."""
+        if self.margin is None:
+            return []
+        mnames = dict(self.ynames)
+        c = _block(CPrinter(mnames), _with_cse(self.margin_stmts + self.m_d, "_m"), mnames, "M")
+        c.append(f"const double sgd = nr ? _surrogate(sg_kind, sg_a, {mnames['_margin']}/scale)/scale : 0.0;")
+        c.append("const double gsm = gs*sgd;")
+        for z in self.indep:
+            d = self.m_known.get(("_margin", z), sympy.Integer(0))
+            if d == 0:
+                continue
+            target = f"LY_{z}" if z in self.S else f"GP_{z}"
+            c.append(f"{target} += gsm*{mnames[d.name]};")
+        return c
+
+    def update_adjoint(self) -> list[str]:
+        """lambda_x = J^T lambda_y (frozen flagged states pass through), and the parameters' share."""
+        S, names, xpr, c = self.S, self.names, self.xpr, []
+        for s in S:
+            terms = []
+            for l, fin in zip(S, self.finals):
+                d = self.upd_known.get((fin, s), sympy.Integer(0))
+                dval = names[d.name] if isinstance(d, sympy.Symbol) else (None if d == 0 else xpr.doprint(d))
+                if l in self.model.flagged:
+                    ident = "1.0" if l == s else "0.0"
+                    expr = f"(nr ? {dval or '0.0'} : {ident})"
+                    if dval is None and ident == "0.0":
+                        continue
+                    terms.append(f"{expr}*LY_{l}")
+                elif dval is not None:
+                    terms.append(f"({dval})*LY_{l}")
+            c.append(f"double LX_{s} = {' + '.join(terms) if terms else '0.0'};")
+        for p in self.Ps:
+            for l, fin in zip(S, self.finals):
+                d = self.upd_known.get((fin, p), sympy.Integer(0))
+                if d == 0:
+                    continue
+                dval = names[d.name] if isinstance(d, sympy.Symbol) else xpr.doprint(d)
+                mask = "nr ? " if l in self.model.flagged else ""
+                c.append(f"GP_{p} += {mask}({dval})*LY_{l}{' : 0.0' if mask else ''};")
+        return c
+
+    def records_adjoint(self) -> list[str]:
+        """Gradients of the records (states and subexpressions of x, at the start of the step), then the
+        parameters' and states' adjoints written back."""
+        S, NS = self.S, len(self.S)
+        c = [f"if (GR[{j}]) LX_{s} += GR[{j}][i*gr_st[{2 * j}] + k*gr_st[{2 * j + 1}]];" for j, s in enumerate(S)]
+        if self.subs:
+            snames = dict(self.names)
+            c += _block(CPrinter(snames), _with_cse(self.subs + self.sub_d, "_x"), snames, "E")
+            for m, (name, _) in enumerate(self.subs):
+                slot = NS + m
+                index = f"i*gr_st[{2 * slot}] + k*gr_st[{2 * slot + 1}]"
+                c.append(f"if (GR[{slot}]) {{ const double g = GR[{slot}][{index}];")
+                for z in self.indep:
+                    d = self.sub_known.get((name, z), sympy.Integer(0))
+                    if d == 0:
+                        continue
+                    target = f"LX_{z}" if z in S else f"GP_{z}"
+                    c.append(f"  {target} += g*{snames[d.name]};")
+                c.append("}")
+        for j, p in enumerate(self.model.parameter_names):
+            if p not in self.Ps:
+                continue
+            index = {"scalar": "k", "neuron": "k", "time": "i", "time_neuron": "i*n + k"}[self.modes[p]]
+            c.append(f"if (G[{j}]) G[{j}][{index}] += GP_{p};")
+        return c + [f"lam[{j}][k] = (real)LX_{s};" for j, s in enumerate(S)]
+
+
+def _adjoint(model, modes, upd, finals, margin, reset, reset_finals, subs, grad_params) -> list[str]:
+    """The adjoint kernel: the steps backwards in time, each recomputed from the stored trajectory and
+    differentiated with respect to the states and ``grad_params`` (forward-mode derivative statements)."""
+    adj = _Adjoint(model, modes, upd, finals, margin, reset, reset_finals, subs, grad_params)
+    # gradients of outputs come as strided views (an expanded ones-tensor costs no memory)
+    signature = [
+        "void tidesim_backward(int64_t n, int64_t i0, int64_t i1, double dt, const real* traj,",
+        "    const uint8_t* nr_traj, const real* spikes, real** P, real** lam, const real* gs_in,",
+        "    const int64_t* gs_st, real** GR, const int64_t* gr_st, real** G, int64_t tbptt, int detach,",
+        "    int sg_kind, double sg_a, double scale) {"]
+    body = adj.update() + adj.reset_adjoint() + adj.threshold_adjoint() + adj.update_adjoint() + \
+        adj.records_adjoint()
+    return _kernel(signature, model, modes, "int64_t i = i1 - 1; i >= i0; i--", body) + ["}"]
