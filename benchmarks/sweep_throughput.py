@@ -29,6 +29,7 @@ import torch
 
 import tidesim as ts
 from tidesim import sweep
+from tidesim.core.inputs import n_steps_for
 from tidesim.sweep.measures import BUILTIN, StepSpikes, point_measure_values
 
 torch.set_num_threads(1)
@@ -63,7 +64,7 @@ def brian2_sweep(adex, points, protocol, dt, target, repeats=2):
     amps = np.asarray(protocol.amplitudes)
     P, A = len(points), amps.size
     n = P * A
-    n_steps = ts.simulation.n_steps_for(protocol.duration, dt)
+    n_steps = n_steps_for(protocol.duration, dt)
     i0, i1 = protocol.step_indices(dt)
     wave = np.stack([protocol.waveform(a, dt, n_steps) for a in amps], axis=1)  # [T, A]
     kept = [eq for eq in adex.equations.ordered if eq.varname != "I"]  # I becomes the stimulus

@@ -16,8 +16,8 @@ from brian2 import farad, ohm, second, siemens
 from brian2.units.fundamentalunits import Quantity, get_dimensions
 from scipy.stats import qmc
 
-from tidesim.core.errors import UnknownIdentifierError
-from tidesim.core.units import fmt, unit_name
+from tidesim.core.errors import UnitMismatchError, UnknownIdentifierError
+from tidesim.core.units import fmt, si_float, unit_name
 from tidesim.fitting.errors import BoundsError
 
 __all__ = ["Bound", "ParameterSpace"]
@@ -58,17 +58,16 @@ class Bound:
 
 
 def _si(value: Any, name: str, which: str, dim, model_name: str) -> float:
-    if isinstance(value, Quantity):
-        if get_dimensions(value) is not dim:
-            given = unit_name(get_dimensions(value))
-            raise BoundsError(f"{which} bound of {name!r} is in {given} but {model_name}'s "
-                              f"{name} is in {unit_name(dim)}")
-        return float(np.asarray(value))
+    """One bound in SI, through the one unit converter; a problem is a :class:`BoundsError` naming it."""
     try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise BoundsError(f"{which} bound of {name!r} must be a number (SI, {unit_name(dim)}) or a "
-                          f"quantity, got {value!r}") from None
+        return si_float(value, f"{which} bound of '{name}'", dim)
+    except UnitMismatchError:
+        given = unit_name(get_dimensions(value)) if isinstance(value, Quantity) else "another unit"
+        raise BoundsError(f"{which} bound of {name!r} is in {given} but {model_name}'s "
+                          f"{name} is in {unit_name(dim)}") from None
+    except ValueError as exc:
+        what = "finite" if isinstance(value, (int, float)) else f"a number (SI, {unit_name(dim)}) or a quantity"
+        raise BoundsError(f"{which} bound of {name!r} must be {what}, got {value!r}") from exc
 
 
 class ParameterSpace:

@@ -1,5 +1,6 @@
 """The package as installed: folders mapped into the tidesim namespace, CLI entry points."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,22 @@ def test_namespace_packages_import_through_tidesim():
     assert tidesim.models.__name__ == "tidesim.models"
     assert ts.models.available() == ["adex", "hodgkin_huxley", "izhikevich", "lif"]
     assert tidesim.fitting.__name__ == "tidesim.fitting" and tidesim.datasets.__name__ == "tidesim.datasets"
+
+
+def test_every_sub_package_is_listed_for_the_wheel():
+    """A sub-package missing from pyproject's list is silently absent from the wheel, yet imports in an
+    editable install: every folder with an __init__.py must be listed."""
+    root = Path(__file__).resolve().parents[1]
+    block = re.search(r"^packages = \[(.*?)\]", (root / "pyproject.toml").read_text(), re.S | re.M).group(1)
+    listed = set(re.findall(r'"([\w.]+)"', block))
+    mapping = {"tidesim": "tidesim", "models": "tidesim.models", "fitting": "tidesim.fitting",
+               "datasets": "tidesim.datasets"}
+    found = set()
+    for folder, name in mapping.items():
+        for init in (root / folder).rglob("__init__.py"):
+            parts = init.parent.relative_to(root / folder).parts
+            found.add(".".join([name, *parts]))
+    assert found <= listed, f"not listed in pyproject.toml [tool.setuptools] packages: {sorted(found - listed)}"
 
 
 def test_public_names():

@@ -6,6 +6,7 @@ here, and ``ts.analysis`` (or a plain loop where ts.analysis has no such functio
 sweep code.
 """
 
+import brian2 as b2
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -317,3 +318,17 @@ def test_10000_point_sweep_with_progress_bar(adex, capsys):
         want = expected_measures(one_point(adex, {"a": row.a, "b": row.b}, 1.0e-9, 0.02, 0.2, 0.2), 0.02, 0.2)
         for name in ("spike_count", "rate", "first_spike_latency", "isi_cv", "adaptation_index"):
             assert_close(row[name], want[name], f"point {point}: {name}")
+
+
+def test_quantities_given_before_the_model_are_checked_against_it():
+    adex = ts.models.get("adex")
+    protocol = ts.sweep.steps(np.array([0.5]) * b2.nA, start=0.01, stop=0.05)
+    with pytest.raises(ts.UnitMismatchError, match="column 'a' was given in V but adex's a is in S"):
+        ts.sweep(adex, ts.sweep.grid(a=np.array([1.0, 2.0]) * b2.mV), protocol)
+    with pytest.raises(ts.UnitMismatchError, match="input 'I' was given in V"):
+        ts.sweep(adex, ts.sweep.grid(a=[1e-9]), ts.sweep.steps(np.array([0.5]) * b2.mV, start=0.01, stop=0.05))
+    with pytest.raises(ts.UnitMismatchError, match="'start'"):
+        ts.sweep.steps([0.5e-9], start=10 * b2.mV, stop=0.05)
+    bounds = ts.sweep.sample({"b": (0 * b2.pA, 100 * b2.pA)}, 4)
+    df = ts.sweep(adex, bounds, protocol, measures=["rate"])
+    assert len(df) == 4 and df["b"].between(0, 100e-12).all()

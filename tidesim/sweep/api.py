@@ -23,12 +23,7 @@ from tidesim.sweep.measures import (
     MeasureError,
     resolve_measures,
 )
-from tidesim.sweep.points import (
-    Protocol,
-    SweepInputError,
-    points_table,
-    steps,
-)
+from tidesim.sweep.points import Protocol, SweepInputError, check_dims, points_table, steps
 from tidesim.sweep.run import (
     ChunkTask,
     ModelSpec,
@@ -114,6 +109,8 @@ def sweep(
     if protocol.input not in model.parameter_names:
         raise SweepInputError(f"the protocol drives {protocol.input!r}, which is not a parameter of {model.name} "
                               f"(its parameters: {', '.join(model.parameter_names)}); pass steps(..., input=NAME)")
+    if protocol.dims is not None:
+        check_dims({protocol.input: protocol.dims}, model, "the protocol's input")
     if engine not in ("auto", "compiled", "eager"):
         raise SweepInputError(f"unknown engine {engine!r}; use 'auto', 'compiled' or 'eager'")
     dtype_name = {torch.float64: "float64", torch.float32: "float32"}.get(dtype)

@@ -4,32 +4,41 @@ from __future__ import annotations
 
 import itertools
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from brian2 import second
 from scipy.stats import qmc
 
-from tidesim.core.errors import TidesimError, UnknownIdentifierError
-from tidesim.core.units import to_si
+from tidesim.core.errors import TidesimError, UnitMismatchError, UnknownIdentifierError
+from tidesim.core.units import dims_of, si_float, to_si, unit_name
 
-__all__ = ["Protocol", "steps", "grid", "sample", "points_table", "SweepInputError"]
+__all__ = ["Protocol", "steps", "grid", "sample", "points_table", "check_dims", "SweepInputError"]
 
 
 class SweepInputError(TidesimError, ValueError):
     """A sweep's points or protocol are malformed (the message names the column, row or value)."""
 
 
-def _si_scalar(value: Any, name: str) -> float:
-    value = to_si(value, name)
+def _si_scalar(value: Any, name: str, dim: Any = None) -> float:
+    """One finite SI number through the one unit converter (its unit checked when ``dim`` is given)."""
     try:
-        out = float(value)
-    except (TypeError, ValueError) as err:
-        raise SweepInputError(f"{name} must be a number (SI) or a Brian2 quantity, got {value!r}") from err
-    if not np.isfinite(out):
-        raise SweepInputError(f"{name} must be finite, got {out}")
-    return out
+        return si_float(value, name, dim)
+    except UnitMismatchError:
+        raise
+    except ValueError as err:
+        raise SweepInputError(str(err)) from None
+
+
+def check_dims(given: Mapping[str, Any], model, where: str) -> None:
+    """Quantities given before the model was known (``grid``, ``sample``, ``steps``) must have the unit
+    of the model parameter they set."""
+    for name, dim in given.items():
+        if name in model.dims and dim is not model.dims[name]:
+            raise UnitMismatchError(f"{where} '{name}' was given in {unit_name(dim)} but {model.name}'s {name} "
+                                    f"is in {unit_name(model.dims[name])}")
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,8 @@ class Protocol:
     duration: float
     holding: float = 0.0
     input: str = "I"
+    #: the dimension of amplitudes given as quantities (checked against the input when the model is known)
+    dims: Any = field(default=None, compare=False, repr=False)
 
     def step_indices(self, dt: float) -> tuple[int, int]:
         """(first step inside the step, first step after it) at integration step ``dt`` (s)."""
@@ -89,15 +100,19 @@ def steps(amplitudes: Any, start: Any = 0.1, stop: Any = 0.6, duration: Any = No
         raise SweepInputError("a step protocol needs at least one amplitude")
     if not np.all(np.isfinite(amps)):
         raise SweepInputError(f"step amplitudes must be finite, got {amps.tolist()}")
-    start_s, stop_s = _si_scalar(start, "start"), _si_scalar(stop, "stop")
-    dur = stop_s if duration is None else _si_scalar(duration, "duration")
+    start_s, stop_s = _si_scalar(start, "start", second.dim), _si_scalar(stop, "stop", second.dim)
+    dur = stop_s if duration is None else _si_scalar(duration, "duration", second.dim)
     if not 0 <= start_s < stop_s:
         raise SweepInputError(f"the step must start at or after 0 s and end after it starts; got start = "
                               f"{start_s} s, stop = {stop_s} s")
     if dur < stop_s - 1e-12:
         raise SweepInputError(f"duration ({dur} s) is shorter than the step's end ({stop_s} s)")
     hold = _si_scalar(holding, "holding")
-    return Protocol(tuple(float(a) for a in amps), start_s, stop_s, dur, hold, str(input))
+    given = {dims_of(a) for a in (amplitudes, holding) if hasattr(a, "dim")}
+    if len(given) > 1:
+        raise UnitMismatchError("step amplitudes and holding value are given in different units")
+    return Protocol(tuple(float(a) for a in amps), start_s, stop_s, dur, hold, str(input),
+                    given.pop() if given else None)
 
 
 def grid(**axes: Any) -> pd.DataFrame:
@@ -112,7 +127,9 @@ def grid(**axes: Any) -> pd.DataFrame:
             raise SweepInputError(f"grid axis {name!r} has no values")
         values[name] = arr
     rows = list(itertools.product(*values.values()))
-    return pd.DataFrame(rows, columns=list(values))
+    table = pd.DataFrame(rows, columns=list(values))
+    table.attrs["dims"] = {name: dims_of(v) for name, v in axes.items() if hasattr(v, "dim")}
+    return table
 
 
 def sample(bounds: Mapping[str, Sequence[Any]], n: int, method: str = "sobol", seed: int = 0) -> pd.DataFrame:
@@ -150,7 +167,9 @@ def sample(bounds: Mapping[str, Sequence[Any]], n: int, method: str = "sobol", s
         raise SweepInputError(f"method must be 'sobol', 'lhs' or 'random', got {method!r}")
     x = np.asarray(lows) + unit * (np.asarray(highs) - np.asarray(lows))
     x = np.where(np.asarray(logs), np.exp(x), x)
-    return pd.DataFrame(x, columns=names)
+    table = pd.DataFrame(x, columns=names)
+    table.attrs["dims"] = {name: dims_of(spec[0]) for name, spec in bounds.items() if hasattr(spec[0], "dim")}
+    return table
 
 
 def points_table(model, points: Any, protocol: Protocol) -> pd.DataFrame:
@@ -162,6 +181,7 @@ def points_table(model, points: Any, protocol: Protocol) -> pd.DataFrame:
             checked[name] = to_si(v, f"grid values of '{name}'", model.dims[name])
         table = grid(**checked)
     elif isinstance(points, pd.DataFrame):
+        check_dims(points.attrs.get("dims", {}), model, "the sweep's column")
         table = points.reset_index(drop=True).copy()
     else:
         raise SweepInputError(f"cannot sweep over {type(points).__name__}: pass a dict of values per parameter "
