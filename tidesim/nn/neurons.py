@@ -224,7 +224,7 @@ class Neurons(nn.Module):
 
 def _compilable(layer: Neurons, x: torch.Tensor) -> bool:
     return (x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and compiler_available()
-            and surrogate_code(layer.surrogate) is not None and not layer.surrogate.learnable)
+            and not layer.surrogate.learnable and surrogate_code(layer.surrogate) is not None)
 
 
 def _threshold_variable(model: NeuronModel, states: list[str]) -> str:
