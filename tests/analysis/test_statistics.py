@@ -67,9 +67,11 @@ def test_gamma_factor_hand_cases():
     # half the model spikes coincide (2 ms off), half are far: Gamma by the Kistler formula
     model = np.concatenate([data[:10] + 2e-3, data[10:] + 0.3])
     model = model[model < 1]
-    delta, nu = 4e-3, 20 / 1.0
+    # Jolivet et al. 2008: <N_coinc> = 2 nu delta N_data and the normalisation 1 - 2 nu delta, with nu the
+    # MODEL's rate (a Poisson train at the model's rate is the chance level)
+    delta, nu = 4e-3, len(model) / 1.0
     coinc = 10 + sum(np.min(np.abs(data - m)) <= delta for m in data[10:] + 0.3 if m < 1)
-    expected = (coinc - 2 * nu * delta * len(model)) / (0.5 * (20 + len(model))) / (1 - 2 * nu * delta)
+    expected = (coinc - 2 * nu * delta * 20) / (0.5 * (20 + len(model))) / (1 - 2 * nu * delta)
     gamma = ts.analysis.gamma_factor([data], [model], delta=delta, duration=1.0)[0]
     assert gamma == pytest.approx(expected, rel=1e-9)
     # independent trains: near chance (0) on average

@@ -34,10 +34,21 @@ from tidesim.analysis.statistics import (
     van_rossum_distance,
     victor_purpura_distance,
 )
+from tidesim.analysis.timing import (
+    coincidence_factor,
+    coincidences,
+    intrinsic_reliability,
+    md_star,
+    normalized_gamma,
+    psth,
+    psth_explained_variance,
+)
 
 __all__ = [
     "as_spiketrains", "NoSpikesError", "firing_rate", "instantaneous_rate", "isi", "cv_isi", "local_variation",
     "fano_factor", "spike_count_correlation", "cross_correlogram", "van_rossum_distance",
     "victor_purpura_distance", "gamma_factor", "fi_curve", "first_spike_latency", "adaptation_index",
     "efel_features", "step_window", "torch", "raster", "isi_histogram", "fi_plot",
+    "coincidences", "coincidence_factor", "intrinsic_reliability", "normalized_gamma", "md_star", "psth",
+    "psth_explained_variance",
 ]

@@ -21,6 +21,7 @@ from elephant.statistics import instantaneous_rate as _rate
 from elephant.statistics import isi as _isi
 
 from tidesim.analysis.spiketrains import NoSpikesError, as_spiketrains
+from tidesim.analysis.timing import coincidence_factor
 
 __all__ = ["firing_rate", "instantaneous_rate", "isi", "cv_isi", "local_variation", "fano_factor",
            "spike_count_correlation", "cross_correlogram", "van_rossum_distance", "victor_purpura_distance",
@@ -124,42 +125,15 @@ def victor_purpura_distance(obj: Any, cost: float = 100.0) -> np.ndarray:
 
 
 def gamma_factor(data: Any, model: Any, delta: float = 4e-3, duration: float | None = None) -> np.ndarray:
-    """Coincidence factor Gamma (Kistler et al. 1997; Jolivet et al. 2008) per pair of trains.
-
-    Gamma = (N_coinc - <N_coinc>) / (N_data + N_model)/2 / (1 - 2 nu_data delta), where a model
-    spike within ``delta`` (s) of a data spike is a coincidence (each spike used once) and
-    <N_coinc> = 2 nu_data delta N_model is the chance level of a Poisson model at the data's
-    rate. 1 is a perfect match, 0 is chance. Returns NaN for pairs where both trains are empty.
-    """
+    """Coincidence factor Gamma (Kistler et al. 1997; Jolivet et al. 2008) per pair of trains
+    (:func:`tidesim.analysis.coincidence_factor` on each pair; ``duration`` defaults to each data
+    train's span). 1 is a perfect match, 0 is chance; NaN for pairs where both trains are empty or
+    where the model's rate makes Gamma undefined (2 nu delta >= 1)."""
     d_trains, m_trains = as_spiketrains(data), as_spiketrains(model)
     if len(d_trains) != len(m_trains):
         raise ValueError(f"{len(d_trains)} data trains but {len(m_trains)} model trains")
     out = []
     for d, m in zip(d_trains, m_trains):
-        td = np.sort(d.rescale("s").magnitude)
-        tm = np.sort(m.rescale("s").magnitude)
         T = duration if duration is not None else float((d.t_stop - d.t_start).rescale("s"))
-        if len(td) == 0 and len(tm) == 0:
-            out.append(np.nan)
-            continue
-        nu = len(td) / T
-        coinc = _coincidences(td, tm, delta)
-        expected = 2 * nu * delta * len(tm)
-        norm = 1 - 2 * nu * delta
-        out.append((coinc - expected) / (0.5 * (len(td) + len(tm))) / norm)
+        out.append(coincidence_factor(d.rescale("s").magnitude, m.rescale("s").magnitude, T, delta))
     return np.asarray(out, dtype=float)
-
-
-def _coincidences(td: np.ndarray, tm: np.ndarray, delta: float) -> int:
-    """Greedy one-to-one matching of sorted spike times within ``delta``."""
-    i = j = count = 0
-    while i < len(td) and j < len(tm):
-        if abs(td[i] - tm[j]) <= delta + 1e-12:
-            count += 1
-            i += 1
-            j += 1
-        elif tm[j] < td[i]:
-            j += 1
-        else:
-            i += 1
-    return count
