@@ -72,6 +72,66 @@ class Recording:
         self.sweep_annotations = [{"sweep": k, **a}
                                   for k, a in enumerate(sweep_annotations or [{} for _ in range(len(self))])]
 
+    # -------------------------------------------------------------- repeated trials
+    @property
+    def stimuli(self) -> list:
+        """Per sweep, the label of its stimulus (``None`` where unknown): sweeps with the same label are
+        repeats of one current (frozen noise), which timing measures need."""
+        return [a.get("stimulus") for a in self.sweep_annotations]
+
+    def trials(self) -> dict:
+        """``{stimulus: [sweep indices]}`` for the labelled sweeps, in order of first appearance."""
+        out: dict = {}
+        for k, label in enumerate(self.stimuli):
+            if label is not None:
+                out.setdefault(label, []).append(k)
+        return out
+
+    @property
+    def has_repeats(self) -> bool:
+        """Whether some stimulus was recorded at least twice."""
+        return any(len(v) > 1 for v in self.trials().values())
+
+    def with_stimuli(self, labels: Sequence) -> "Recording":
+        """This recording with each sweep's stimulus label set (``None`` for unlabelled ones); repeats are
+        checked (:meth:`check_repeats`)."""
+        labels = list(labels)
+        if len(labels) != len(self):
+            raise ValueError(f"{len(labels)} stimulus labels for {len(self)} sweeps of {self.name}")
+        out = self.select(range(len(self)))
+        out.sweep_annotations = [{**a, "stimulus": lab} for a, lab in zip(out.sweep_annotations, labels)]
+        out.check_repeats()
+        return out
+
+    def group_repeats(self, tolerance: float = 0.1) -> "Recording":
+        """Label sweeps whose injected currents are the same (RMS difference below ``tolerance`` times the
+        current's standard deviation) as repeats of one stimulus (``"stimulus k"``). Commands read from a
+        protocol repeat exactly; measured currents differ by the recording's noise (a few percent for
+        frozen noise): raise ``tolerance`` for a noisy current channel."""
+        labels: list = []
+        refs: list[int] = []
+        cur = self.current
+        for k in range(len(self)):
+            match = next((j for j, r in enumerate(refs) if _same_current(cur[r], cur[k], tolerance)), None)
+            if match is None:
+                refs.append(k)
+                match = len(refs) - 1
+            labels.append(f"stimulus {match}")
+        return self.with_stimuli(labels)
+
+    def check_repeats(self, tolerance: float = 0.35) -> None:
+        """Raise if sweeps labelled as repeats of one stimulus were driven by different currents (relative
+        RMS difference above ``tolerance``), naming the recording, the stimulus and the sweeps."""
+        if not self.has_current:
+            return
+        for label, sweeps in self.trials().items():
+            for k in sweeps[1:]:
+                if not _same_current(self.current[sweeps[0]], self.current[k], tolerance):
+                    raise ValueError(
+                        f"{self.name}: sweeps {self.sweep_number(sweeps[0])} and {self.sweep_number(k)} are "
+                        f"labelled as repeats of {label!r} but their injected currents differ (relative RMS "
+                        f"difference above {tolerance:g}); label them as different stimuli")
+
     def sweep_number(self, k: int) -> int:
         """The file's number of this Recording's sweep ``k`` (they differ after :meth:`select`)."""
         return int(self.sweep_annotations[k]["sweep"])
@@ -222,6 +282,16 @@ class Recording:
         return (f"Recording({self.name!r}, sweeps={len(self)}, samples={self.n_samples}, "
                 f"dt={self.dt * 1e3:g} ms, current={'yes' if self.has_current else 'no'}, "
                 f"spikes={int(self.spike_counts.sum())})")
+
+
+def _same_current(a: torch.Tensor, b: torch.Tensor, tolerance: float) -> bool:
+    """Whether two current traces are one stimulus: their RMS difference is below ``tolerance`` times the
+    larger of their standard deviations (steps and noise alike; two flat traces must be equal)."""
+    scale = float(torch.maximum(a.std(), b.std()))
+    diff = float((a - b).pow(2).mean().sqrt())
+    if scale == 0.0:
+        return diff <= 1e-15 + 1e-6 * float(torch.maximum(a.abs().max(), b.abs().max()))
+    return diff <= tolerance * scale
 
 
 def _neo_safe(annotations: dict) -> dict:

@@ -4,7 +4,7 @@ plasticity rules (``ts.models.plasticity``) are here too.
 
 >>> import tidesim as ts
 >>> ts.models.available()
-['adex', 'hodgkin_huxley', 'izhikevich', 'lif']
+['adex', 'gif', 'glif', 'hodgkin_huxley', 'izhikevich', 'lif', 'mat']
 >>> adex = ts.models.get("adex", a=4e-9, b=80e-12)
 """
 
@@ -21,7 +21,7 @@ from tidesim.models import plasticity, synapses
 
 __all__ = ["available", "get", "module", "plasticity", "synapses"]
 
-_MODULES = ("adex", "hodgkin_huxley", "izhikevich", "lif")
+_MODULES = ("adex", "gif", "glif", "hodgkin_huxley", "izhikevich", "lif", "mat")
 
 
 def available() -> list[str]:
@@ -40,18 +40,22 @@ def get(name: str, preset: str | None = None, **overrides: Any) -> NeuronModel:
     """A zoo model with parameter ``overrides`` (quantities or SI floats) applied.
 
     ``preset`` picks a published parameter set where the model has them
-    (``get("izhikevich", preset="FS")``).
+    (``get("izhikevich", preset="FS")``); a module's ``OPTIONS`` choose a variant
+    (``get("gif", escape_noise=False)``, ``get("glif", level=3)``, ``get("adex", adaptive_threshold=True)``).
     """
     mod = module(name)
-    unknown = [k for k in overrides if k not in mod.PARAMETERS]
+    options = {k: overrides.pop(k) for k in list(overrides) if k in getattr(mod, "OPTIONS", {})}
+    known = {**mod.PARAMETERS, **getattr(mod, "THRESHOLD_PARAMETERS", {})}
+    unknown = [k for k in overrides if k not in known]
     if unknown:
+        opts = f" and options {', '.join(mod.OPTIONS)}" if hasattr(mod, "OPTIONS") else ""
         raise ValueError(f"{name} has no parameter {', '.join(map(repr, unknown))}; its parameters are "
-                         f"{', '.join(mod.PARAMETERS)}")
+                         f"{', '.join(known)}{opts}")
     # plain numbers are SI in the parameter's default unit
-    overrides = {k: v if isinstance(v, Quantity) or not isinstance(mod.PARAMETERS[k], Quantity)
-                 else Quantity(v, dim=get_dimensions(mod.PARAMETERS[k])) for k, v in overrides.items()}
+    overrides = {k: v if isinstance(v, Quantity) or not isinstance(known[k], Quantity)
+                 else Quantity(v, dim=get_dimensions(known[k])) for k, v in overrides.items()}
     if preset is not None:
         if not hasattr(mod, "PRESETS"):
             raise ValueError(f"{name} has no presets")
-        return mod.build(preset, **overrides)
-    return mod.build(**overrides)
+        return mod.build(preset, **options, **overrides)
+    return mod.build(**options, **overrides)

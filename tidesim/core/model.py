@@ -464,6 +464,14 @@ class NeuronModel:
         return {k: dict(v) if isinstance(v, dict) else v for k, v in self._spec.items()}
 
     @property
+    def stochastic(self) -> bool:
+        """Whether runs draw random numbers: noise ``xi`` in the equations, or ``rand()``/``randn()`` in
+        the equations, threshold (escape noise) or reset. Such runs are compared in distribution."""
+        codes = [e.expr.code for e in self.equations.values() if e.expr is not None]
+        codes += [c for c in (self.threshold, self.reset) if c]
+        return bool(self.noise_names) or any(f in get_identifiers(c) for c in codes for f in ("rand", "randn"))
+
+    @property
     def refractory_period(self) -> float | None:
         """The refractory period in seconds when it is one fixed time, else ``None``."""
         return self._refractory_value if self.refractory_kind == "time" else None

@@ -46,8 +46,8 @@ def check_supported(net: NetworkDescription, dtype: torch.dtype = torch.float32)
     if not build.available():
         raise Unsupported("no C compiler ($CC, gcc or cc)")
     for name, pop in net.populations.items():
-        if isinstance(pop, Population) and pop.model.noise_names:
-            raise Unsupported(f"population {name!r}: noise ({', '.join(pop.model.noise_names)}) is drawn by torch")
+        if isinstance(pop, Population) and pop.model.stochastic:
+            raise Unsupported(f"population {name!r}: random numbers (noise, rand()) are drawn by torch")
     for proj in net.projections:
         syn = proj.synapse
         if isinstance(net.populations[proj.post], SpikeSource):

@@ -81,8 +81,8 @@ def check(model: NeuronModel, cfg: RunConfig, needs_grad: bool) -> None:
         raise Unsupported("not on the CPU")
     if cfg.dtype not in (torch.float64, torch.float32):
         raise Unsupported(f"dtype {cfg.dtype}: the compiled engine runs float32 or float64")
-    if model.noise_names:
-        raise Unsupported("noise (xi) is drawn by torch")
+    if model.stochastic:
+        raise Unsupported("random numbers (noise xi, rand(), randn()) are drawn by torch")
     if not build.available():
         raise Unsupported("no C compiler ($CC, gcc or cc)")
     if needs_grad and surrogate_code(cfg.surrogate) is None:

@@ -92,7 +92,7 @@ def run_eager(run: NeuronRun) -> SimulationResult:
     for i0 in range(0, cfg.n_steps, seg):
         i1 = min(i0 + seg, cfg.n_steps)
         start = state
-        gen_state = generator.get_state() if model.noise_names else None
+        gen_state = generator.get_state() if model.stochastic else None
         if checkpointed:
             inputs = [state[k] for k in keys] + [res.params[k] for k in pnames] + \
                 [res.stacked[k][i0:i1] for k in snames]

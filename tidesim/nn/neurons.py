@@ -67,7 +67,7 @@ class Neurons(nn.Module):
         super().__init__()
         if model.refractory_kind is not None:
             raise ModelError(f"{model.name}: layers do not model refractoriness; drop it from the model")
-        if model.noise_names:
+        if model.stochastic:
             raise ModelError(f"{model.name}: layers do not model noise (xi); drop it from the model")
         if input not in model.parameter_names:
             raise ModelError(f"{model.name} has no parameter {input!r} for the layer input; its parameters are "

@@ -137,7 +137,7 @@ def is_stochastic(net) -> bool:
         if isinstance(pop, SpikeSource):
             if pop.rates is not None:
                 return True
-        elif pop.model.noise_names:
+        elif pop.model.stochastic:
             return True
     return False
 

@@ -167,7 +167,7 @@ def compare(
     """Compare two results of the same model and inputs (see :func:`crossvalidate`)."""
     model = res_torch.model
     notes: list[str] = []
-    stochastic = bool(model.noise_names)
+    stochastic = model.stochastic
     first = np.minimum(_first_spike_steps(res_torch), _first_spike_steps(res_b2))
     variables = []
     for name in res_b2.states:
@@ -244,4 +244,4 @@ def crossvalidate_neuron(
     variables, spikes, notes = compare(res_t, res_b, trace_rtol, spike_tol, stat_rtol)
     return CrossValidationReport(
         model=model.name, variables=variables, spikes=spikes, torch_result=res_t, brian2_result=res_b,
-        timings={"torch": t1 - t0, "brian2": t2 - t1}, stochastic=bool(model.noise_names), notes=notes)
+        timings={"torch": t1 - t0, "brian2": t2 - t1}, stochastic=model.stochastic, notes=notes)
