@@ -19,6 +19,8 @@ from tidesim.fitting.plasticity import fit_rule
 from tidesim.fitting.problem import Problem
 from tidesim.fitting.result import FitResult
 from tidesim.fitting.sbi_training import sbi_fit
+from tidesim.fitting.staged import family_of
+from tidesim.fitting.staged_api import check_staged, staged_fit
 
 __all__ = ["fit"]
 
@@ -26,7 +28,7 @@ __all__ = ["fit"]
 def fit(
     model,
     recordings,
-    params: Mapping[str, Any],
+    params: Mapping[str, Any] | None = None,
     loss: Any = "default",
     input: str = "I",
     voltage: str = "v",
@@ -71,7 +73,9 @@ def fit(
         protocol table (DataFrame or CSV path).
     params
         ``{name: (low, high)}`` bounds in SI or as quantities (``(low, high, "log")`` for a log
-        scale); every other parameter keeps the model's value (or ``fixed``'s).
+        scale); every other parameter keeps the model's value (or ``fixed``'s). Leave it out for the zoo
+        families a staged fit knows (GIF, MAT, GLIF 1-5, AdEx, AdEx with adaptive threshold): their
+        parameters are then estimated from the data (``method="staged"``).
     loss
         A name (``"default"``: sub-threshold trace with spike windows masked + van Rossum + spike
         count; ``"trace"``, ``"spikes"``, ``"gamma"``, ``"latency"``, ``"count"``), a
@@ -80,7 +84,10 @@ def fit(
         The model parameter driven by the recorded current (A) and the state compared with the
         recorded membrane potential (V).
     method
-        ``"auto"`` (default): differential evolution, then ``refine`` gradient steps on the
+        ``"staged"`` (the default when ``params`` is left out for a model that has it, see
+        :mod:`tidesim.fitting.staged`): sub-threshold regression, threshold likelihood, the hard
+        threshold's level, then ``refine`` gradient steps through the simulator;
+        ``"auto"`` (default with ``params``): differential evolution, then ``refine`` gradient steps on the
         trace part of the loss; ``"adam"``, ``"lbfgs"``: gradient-based, all starts in one
         batched simulation; ``"de"``: scipy's differential evolution, gradient-free, ``n_starts``
         points per generation, each generation one batched simulation. Surrogate gradients of
@@ -119,6 +126,14 @@ def fit(
     recs = recordings if isinstance(recordings, (list, tuple)) else [recordings]
     if sweeps is not None:
         recs = [r.select(sweeps) for r in recs]
+    if method == "staged" or (method == "auto" and params is None and family_of(model) is not None):
+        check_staged(model, params)
+        return staged_fit(model, prepare(recs, dt=dt, window=window), input=input, voltage=voltage,
+                          refine=refine or 0, lr=refine_lr, engine=engine, seed=seed, progress=progress,
+                          settings={"window": window})
+    if params is None:
+        raise FitError(f"give the parameters to fit with their bounds, params={{name: (low, high)}}: {model.name} "
+                       "has no staged fit that estimates them from the data")
     if method == "sbi":  # posterior samples instead of an optimum (fitting/sbi.py)
 
         return sbi_fit(model, recs, params, n_simulations=n_simulations, n_samples=n_samples, seed=seed,

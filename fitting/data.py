@@ -24,6 +24,16 @@ class FitData:
     spikes: torch.Tensor  # the recorded spikes as a 0/1 raster on the grid
     spike_times: list[np.ndarray]
     names: list[str]  # "recording name: sweep k" per sweep
+    stimuli: list | None = None  # per sweep, the stimulus label (repeats share one), or None
+    bias: torch.Tensor | None = None  # [S] constant current added to the recorded one (A), see with_bias
+
+    def trials(self) -> dict:
+        """``{stimulus: [sweep indices]}`` of the labelled sweeps (repeats of one current together)."""
+        out: dict = {}
+        for k, label in enumerate(self.stimuli or []):
+            if label is not None:
+                out.setdefault(label, []).append(k)
+        return out
 
     @property
     def n_sweeps(self) -> int:
@@ -44,6 +54,34 @@ class FitData:
     def counts(self) -> torch.Tensor:
         """``[S]`` recorded spike count of each sweep."""
         return self.spikes.sum(0)
+
+    def baseline_voltage(self, min_duration: float = 10e-3, guard: float = 5e-3) -> torch.Tensor:
+        """``[S]`` each sweep's resting voltage before its stimulus (V): the mean over the samples before the
+        injected current first changes and before the first spike (less ``guard`` s), when they last at least
+        ``min_duration`` s; NaN for a sweep without such a stretch (a stimulus from the first sample)."""
+        out = torch.full((self.n_sweeps,), float("nan"), dtype=torch.float64)
+        for s in range(self.n_sweeps):
+            current = self.current[:, s]
+            changed = torch.nonzero((current - current[0]).abs() > 1e-13)
+            end = int(changed[0, 0]) if len(changed) else self.n_steps
+            if len(self.spike_times[s]):
+                end = min(end, int(float(np.min(self.spike_times[s])) / self.dt))
+            end -= int(round(guard / self.dt))
+            if end * self.dt >= min_duration and bool(torch.isfinite(self.voltage[:end, s]).all()):
+                out[s] = self.voltage[:end, s].mean()
+        return out
+
+    def with_bias(self, bias: torch.Tensor) -> "FitData":
+        """These sweeps with a constant current ``bias`` [S] (A) added to each sweep's recorded current."""
+        bias = torch.nan_to_num(torch.as_tensor(bias, dtype=torch.float64), nan=0.0)
+        total = bias if self.bias is None else self.bias + bias
+        return FitData(self.dt, self.voltage, self.current + bias[None, :], self.spikes, self.spike_times,
+                       self.names, self.stimuli, total)
+
+    @property
+    def recorded_current(self) -> torch.Tensor:
+        """``[T, S]`` the current as recorded (without any bias added by :meth:`with_bias`)."""
+        return self.current if self.bias is None else self.current - self.bias[None, :]
 
     def spike_mask(self, before: float, after: float, extra: torch.Tensor | None = None) -> torch.Tensor:
         """``[T, S]`` (or ``[T, B, S]`` with ``extra`` model spikes) 1 where no spike is within
@@ -82,7 +120,7 @@ def prepare(recordings: Recording | Sequence[Recording], dt: float | None = None
         raise FitError(f"recordings fitted together need the same sweep length; got {sorted(lengths)} samples "
                        "(crop them with window=)")
     T = lengths.pop()
-    volts, amps, rasters, times, names = [], [], [], [], []
+    volts, amps, rasters, times, names, stimuli = [], [], [], [], [], []
     for r in recs:
         for k in range(len(r)):
             volts.append(r.voltage[k])
@@ -94,4 +132,7 @@ def prepare(recordings: Recording | Sequence[Recording], dt: float | None = None
             rasters.append(raster)
             times.append(st)
             names.append(f"{r.name}: sweep {r.sweep_number(k)}")
-    return FitData(dt, torch.stack(volts, 1), torch.stack(amps, 1), torch.stack(rasters, 1), times, names)
+            label = r.stimuli[k]
+            stimuli.append(None if label is None else (label if len(recs) == 1 else f"{r.name}: {label}"))
+    return FitData(dt, torch.stack(volts, 1), torch.stack(amps, 1), torch.stack(rasters, 1), times, names,
+                   stimuli)

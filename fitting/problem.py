@@ -43,7 +43,10 @@ class Problem:
         d = self.data
         B, S = int(x.shape[0]), d.n_sweeps
         params = {name: x[:, j].repeat_interleave(S) for j, name in enumerate(self.names)}
-        initial = {self.voltage: d.voltage[0].repeat(B), **self.initial}
+        v0 = d.voltage[0]
+        # start where each sweep starts (a sweep without a recorded voltage starts at the model's initial value)
+        initial = {self.voltage: v0.repeat(B)} if bool(torch.isfinite(v0).all()) else {}
+        initial.update(self.initial)
         res = simulate(self.model, duration=d.n_steps * d.dt, dt=d.dt, n=B * S, params=params,
                        inputs={self.input: d.current.repeat(1, B)},
                        record=None if record_all else [self.voltage], initial=initial,

@@ -18,6 +18,7 @@ from tidesim.fitting.data import FitData, prepare
 from tidesim.fitting.problem import Problem
 from tidesim.fitting.sbi_checks import predictive_check
 from tidesim.fitting.sbi_statistics import credible_intervals
+from tidesim.fitting.staged import rest_bias
 from tidesim.validation import crossvalidate
 
 __all__ = ["FitResult"]
@@ -92,7 +93,9 @@ class FitResult:
                 raise ValueError("pass the recording to compare with (a loaded FitResult holds no data)")
             return self.data
         w = window if window is not None else self.settings.get("window")
-        return prepare(rec, dt=self.settings["dt"], window=tuple(w) if w is not None else None)
+        data = prepare(rec, dt=self.settings["dt"], window=tuple(w) if w is not None else None)
+        # a staged fit puts each sweep at its recorded pre-stimulus rest (a bias current the file lacks)
+        return data.with_bias(rest_bias(data, self.settings.get("rest")))
 
     def _simulate(self, data: FitData):
         names = list(self.best_params)
@@ -127,7 +130,7 @@ class FitResult:
             gamma = gamma_factor([d_times], [m_times], delta=delta, duration=data.duration)[0]
             vr = van_rossum_distance([d_times, m_times], tau=10e-3)[0, 1] if len(d_times) + len(m_times) \
                 else 0.0
-            current = data.current[:, s].numpy()
+            current = data.recorded_current[:, s].numpy()
             step = current.max() if current.max() > current[0] + 1e-15 else current.min()
             rows.append({"sweep": data.names[s], "step_pA": round(float(step) * 1e12, 6),
                          "spikes_data": len(d_times), "spikes_model": len(m_times), "gamma": gamma,

@@ -93,8 +93,10 @@ class SubthresholdFit:
 class _Sweeps:
     """The regression's data: per sweep the current, voltage, spike steps and fitted-sample mask."""
 
-    def __init__(self, data: FitData, n_ref: int, before: float, eta_taus: Sequence[float]):
+    def __init__(self, data: FitData, n_ref: int, before: float, eta_taus: Sequence[float], reset: bool = True,
+                 rest: Sequence[float] | None = None):
         self.dt, self.n_ref = data.dt, n_ref
+        self.rest = np.full(data.n_sweeps, np.nan) if rest is None else np.asarray(rest, dtype=float)
         self.n = data.n_steps
         self.I = [data.current[:, s].numpy() for s in range(data.n_sweeps)]
         self.V = [data.voltage[:, s].numpy() for s in range(data.n_sweeps)]
@@ -106,7 +108,7 @@ class _Sweeps:
             for i in st:  # from `before` ahead of the spike to the end of its refractory period
                 keep[max(0, i + 1 - nb):min(self.n, i + n_ref)] = False
             self.masks.append(keep)
-            starts = np.unique(np.concatenate([[0], st + n_ref]).astype(int))
+            starts = np.unique(np.concatenate([[0], st + n_ref]).astype(int)) if reset else np.zeros(1, int)
             self.starts.append(starts[starts < self.n])
         self.eta = [exp_basis(st, self.n, eta_taus, data.dt) for st in self.steps]
 
@@ -124,6 +126,19 @@ def _segment_filter(u: np.ndarray, starts: np.ndarray, d: float) -> np.ndarray:
 
 def _regressors(sw: _Sweeps, s: int, tau: float, lag: int, taps: Sequence[int],
                 starts: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(see :func:`_membrane_regressors`), with a sweep's known resting potential (``sw.rest``) moved from
+    the E_L column to the known part."""
+    X, known = _membrane_regressors(sw, s, tau, lag, taps, starts)
+    rest = sw.rest[s]
+    if np.isfinite(rest):
+        known = known + rest * X[:, 0]
+        X = X.copy()
+        X[:, 0] = 0.0
+    return X, known
+
+
+def _membrane_regressors(sw: _Sweeps, s: int, tau: float, lag: int, taps: Sequence[int],
+                         starts: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Columns (E_L, R, V_reset, R a_k..., electrode taps) and the known part of the voltage (the sweep's
     initial value, decaying) for sweep ``s`` (segments restart at ``starts``, default after each reset)."""
     d = np.exp(-sw.dt / tau)
@@ -162,14 +177,18 @@ def _solve(sw: _Sweeps, n_sweeps: int, tau: float, lag: int, electrode: Sequence
 
 def fit_subthreshold(data: FitData, eta_taus: Sequence[float] = (), t_ref: float | None = None,
                      before: float = 2e-3, taus: Sequence[float] = TAU_GRID, lags: Sequence[int] = (0, 1),
-                     electrode: Sequence[int] = (-1, 0, 1)) -> SubthresholdFit:
+                     electrode: Sequence[int] = (-1, 0, 1), reset: bool = True,
+                     rest: Sequence[float] | None = None) -> SubthresholdFit:
     """Stage a: ``C``, ``g_L``, ``E_L``, ``V_reset`` and the amplitudes of ``eta`` (time constants
     ``eta_taus``, s) from the recorded voltage, the current and the recorded spikes.
 
     ``t_ref``: refractory period (s; default from the shortest inter-spike intervals, at most 4 ms);
     ``before``: how long before a recorded spike its upstroke starts (those samples are not sub-threshold);
     ``taus``: membrane time constants tried; ``lags``: current-to-voltage delays tried (samples);
-    ``electrode``: current taps of the electrode kernel regressed with the membrane (``()`` for none).
+    ``electrode``: current taps of the electrode kernel regressed with the membrane (``()`` for none);
+    ``reset=False``: the model's voltage runs through spikes (MAT), their samples are only left out;
+    ``rest``: per sweep, a known resting potential (V; NaN where unknown): such a sweep relaxes to it (an
+    unrecorded holding current shifts a cell's rest from sweep to sweep), the others to the fitted ``E_L``.
     """
     if data.n_steps < 10:
         raise FitError("stage a needs recorded voltage traces, not a few samples")
@@ -177,7 +196,7 @@ def fit_subthreshold(data: FitData, eta_taus: Sequence[float] = (), t_ref: float
         raise FitError(f"stage a needs the recorded voltage, and {', '.join(data.names)} hold NaN (a sweep "
                        "without a recorded voltage can be predicted, not fitted)")
     n_ref = refractory_steps(data, t_ref)
-    sw = _Sweeps(data, n_ref, before, eta_taus)
+    sw = _Sweeps(data, n_ref, before, eta_taus, reset, rest)
     fitted = sum(int(m.sum()) for m in sw.masks)
     n_params = 3 + len(eta_taus) + len(electrode)
     if fitted < 20 * n_params:
@@ -203,6 +222,8 @@ def fit_subthreshold(data: FitData, eta_taus: Sequence[float] = (), t_ref: float
     best = (*scores[(lag, tau)][:1], lag, tau, *scores[(lag, tau)][1:])
     mse, lag, tau, coef, var = best
     EL, R, V_reset = coef[0], coef[1], coef[2]
+    if np.all(np.isfinite(sw.rest)):  # every sweep's rest known: E_L is their mean
+        EL = float(np.mean(sw.rest))
     k = len(eta_taus)
     if not (R > 0 and np.isfinite(R)):
         raise FitError(f"stage a found no positive input resistance (R = {R:.3g} ohm): the voltage does not "
@@ -217,19 +238,21 @@ def fit_subthreshold(data: FitData, eta_taus: Sequence[float] = (), t_ref: float
                            tau_scores={t: float(np.sqrt(v[0])) for (lg, t), v in scores.items() if lg == lag})
 
 
-def model_voltage(data: FitData, fit: SubthresholdFit, pre_reset: bool = True) -> list[np.ndarray]:
+def model_voltage(data: FitData, fit: SubthresholdFit, pre_reset: bool = True, reset: bool = True,
+                  rest: Sequence[float] | None = None) -> list[np.ndarray]:
     """Per sweep, the model's voltage driven by the recorded current with the recorded spikes fed back
     (no electrode). With ``pre_reset``, the sample of each spike holds the value the update reached (what
-    the threshold saw) rather than ``V_reset``."""
+    the threshold saw) rather than ``V_reset``; ``reset=False`` for a model that never resets (MAT);
+    ``rest``: per-sweep resting potentials, as for :func:`fit_subthreshold`."""
     n_ref = max(1, int(round(fit.T_ref / data.dt)))
-    sw = _Sweeps(data, n_ref, 0.0, fit.eta_taus)
+    sw = _Sweeps(data, n_ref, 0.0, fit.eta_taus, reset, rest)
     out = []
     coef = np.concatenate([[fit.EL, 1.0 / fit.gL, fit.V_reset], fit.a_eta / fit.gL])
     tau = fit.C / fit.gL
     for s in range(data.n_sweeps):
         X, known = _regressors(sw, s, tau, fit.lag, ())
         v = X @ coef + known
-        steps = sw.steps[s][sw.steps[s] + 1 < sw.n]
+        steps = sw.steps[s][sw.steps[s] + 1 < sw.n] if reset else np.zeros(0, int)
         for i in steps:  # frozen at V_reset while refractory
             v[i + 1:i + n_ref] = fit.V_reset
         if pre_reset and len(steps):

@@ -66,13 +66,15 @@ def _design(data: FitData, voltages: Sequence[np.ndarray], n_ref: int, taus: Seq
     return np.concatenate(rows), np.concatenate(ys)
 
 
-def _newton(X: torch.Tensor, y: torch.Tensor, dt: float, theta: torch.Tensor, max_iter: int = 100
-            ) -> tuple[torch.Tensor, float, int]:
-    """Maximise the Bernoulli (complementary log-log) log-likelihood by damped Newton steps."""
+def _newton(X: torch.Tensor, y: torch.Tensor, dt: float, theta: torch.Tensor, penalty: torch.Tensor,
+            max_iter: int = 100) -> tuple[torch.Tensor, float, int]:
+    """Maximise the Bernoulli (complementary log-log) log-likelihood minus ``sum(penalty * theta**2)/2`` by
+    damped Newton steps."""
 
     def loglik(th):
         u = torch.exp(X @ th) * dt
-        return float((y * torch.log(-torch.expm1(-u)).clamp_min(-700) - (1 - y) * u).sum())
+        return float((y * torch.log(-torch.expm1(-u)).clamp_min(-700) - (1 - y) * u).sum()
+                     - 0.5 * (penalty * th**2).sum())
 
     value = loglik(theta)
     for it in range(max_iter):
@@ -80,8 +82,8 @@ def _newton(X: torch.Tensor, y: torch.Tensor, dt: float, theta: torch.Tensor, ma
         em1 = torch.expm1(u)
         g1 = torch.where(y > 0.5, u / em1, -u)  # d loglik / d eta
         h1 = torch.where(y > 0.5, u * (em1 - u * (em1 + 1)) / em1**2, -u)  # second derivative (< 0)
-        grad = X.T @ g1
-        hess = (X.T * h1) @ X
+        grad = X.T @ g1 - penalty * theta
+        hess = (X.T * h1) @ X - torch.diag(penalty)
         step = torch.linalg.solve(hess - 1e-10 * torch.eye(len(theta), dtype=X.dtype), grad)
         t = 1.0
         while t > 1e-6:  # backtracking: the objective must rise
@@ -97,12 +99,15 @@ def _newton(X: torch.Tensor, y: torch.Tensor, dt: float, theta: torch.Tensor, ma
 
 
 def fit_threshold(data: FitData, voltages: Sequence[np.ndarray], t_ref: float, gamma_taus: Sequence[float] = (),
-                  lambda0: float = 1000.0, extra: dict[str, Sequence[np.ndarray]] | None = None) -> ThresholdFit:
+                  lambda0: float = 1000.0, extra: dict[str, Sequence[np.ndarray]] | None = None,
+                  ridge: float = 1.0) -> ThresholdFit:
     """Stage b: ``VT_star``, ``DV`` and the threshold jumps ``a_gamma`` (time constants ``gamma_taus``, s)
     from the recorded spikes, given the model's voltage per sweep (stage a's, recorded spikes fed back).
 
     ``lambda0`` (Hz) is the escape rate at threshold (fixed: it and ``VT_star`` trade off exactly);
-    ``extra``: more threshold features per sweep (arrays like the voltages), fitted with them.
+    ``extra``: more threshold features per sweep (arrays like the voltages), fitted with them;
+    ``ridge``: a Gaussian prior on the threshold's spike-triggered components (on their coefficients with
+    features scaled to [0, 1]): few spikes cannot pin down many time scales, and it keeps them small.
     """
     extra = dict(extra or {})
     n_ref = max(1, int(round(t_ref / data.dt)))
@@ -118,7 +123,9 @@ def fit_threshold(data: FitData, voltages: Sequence[np.ndarray], t_ref: float, g
     theta = torch.zeros(X.shape[1], dtype=torch.float64)
     theta[1] = np.log(rate) * scale[1]  # a constant rate: the starting point, and the baseline
     base = float(np.log(-np.expm1(-rate * data.dt)) * y.sum() - rate * data.dt * (len(y) - y.sum()))
-    theta, value, iterations = _newton(Xt, yt, data.dt, theta)
+    penalty = torch.zeros(X.shape[1], dtype=torch.float64)
+    penalty[2:2 + len(gamma_taus)] = ridge
+    theta, value, iterations = _newton(Xt, yt, data.dt, theta, penalty)
     coef = theta.numpy() / scale
     if not coef[0] > 0:
         raise FitError("stage b found no rise of the firing probability with the voltage (1/DV <= 0): the "

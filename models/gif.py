@@ -10,8 +10,11 @@ models", PLoS Comput. Biol. 11:e1004275.
 (each spike adds ``a_eta_k`` to component ``k``, which decays with ``tau_eta_k``), and the threshold
 ``vt = VT_star + gamma``, ``gamma`` a sum of exponentials too (``a_gamma_k``, ``tau_gamma_k``). Spikes
 come with the escape rate ``lambda0 exp((v - vt)/DV)`` (probability ``1 - exp(-rate dt)`` per step,
-Brian2's ``rand()`` in the threshold), or, with ``escape_noise=False``, when ``v > vt``. After a spike
-``v`` is set to ``V_reset`` and held for ``T_ref``.
+Brian2's ``rand()`` in the threshold: ``spikes="escape"``, the default). Two deterministic read-outs of
+the same model: ``spikes="hazard"`` fires when the escape rate integrated since the last spike reaches
+``ln 2`` -- the median time of the escape process's next spike, which keeps what the noise does on slow
+ramps (it fires before the voltage reaches ``vt``); ``spikes="threshold"`` fires when ``v > vt``. After a
+spike ``v`` is set to ``V_reset`` and held for ``T_ref``.
 
 The filters' time constants are fixed (a log-spaced basis, 3-300 ms): their amplitudes are what a
 staged fit estimates, by linear regression (``eta``) and a concave likelihood (``gamma``, ``VT_star``,
@@ -28,8 +31,10 @@ REFERENCE = "Mensi et al. (2012), J. Neurophysiol. 107:1756; Pozzorini et al. (2
 #: Time constants of the spike-triggered filters' exponentials (fixed; their amplitudes are fitted).
 ETA_TAUS = (3 * ms, 10 * ms, 30 * ms, 100 * ms, 300 * ms)
 GAMMA_TAUS = (3 * ms, 10 * ms, 30 * ms, 100 * ms, 300 * ms)
-#: build() options (``ts.models.get("gif", escape_noise=False)``).
-OPTIONS = {"escape_noise": True}
+#: build() options (``ts.models.get("gif", spikes="hazard")``).
+OPTIONS = {"spikes": "escape"}
+#: How spikes are made: at random (escape noise), or deterministically from the hazard or the threshold.
+SPIKES = ("escape", "hazard", "threshold")
 PARAMETERS = {
     "C": 100 * pF,  # membrane capacitance
     "gL": 6 * nS,  # leak conductance
@@ -68,24 +73,34 @@ def equations(n_eta: int = len(ETA_TAUS), n_gamma: int = len(GAMMA_TAUS)) -> str
     return "\n".join(lines + ["I : amp"])
 
 
-def build(escape_noise: bool = True, **overrides) -> NeuronModel:
-    """The GIF; ``escape_noise=False`` fires when ``v > vt`` (deterministic); keyword arguments override
-    default parameters."""
+def build(spikes: str = "escape", **overrides) -> NeuronModel:
+    """The GIF; ``spikes`` is ``"escape"`` (random, the model as fitted), ``"hazard"`` (deterministic: the
+    median spike time of the escape process) or ``"threshold"`` (deterministic: ``v > vt``); keyword
+    arguments override default parameters."""
+    if spikes not in SPIKES:
+        raise ValueError(f"spikes must be one of {', '.join(map(repr, SPIKES))}, got {spikes!r}")
     params = {**PARAMETERS, **overrides}
-    if not escape_noise:
+    eqs = equations()
+    reset = ["v = V_reset"] + [f"eta_{k + 1} += a_eta_{k + 1}" for k in range(len(ETA_TAUS))]
+    reset += [f"gamma_{k + 1} += a_gamma_{k + 1}" for k in range(len(GAMMA_TAUS))]
+    if spikes == "escape":
+        threshold = "rand() < 1 - exp(-lambda0*exp((v - vt)/DV)*dt)"
+    elif spikes == "hazard":
+        # the escape rate integrated since the last spike; clipped so that float32 cannot overflow
+        eqs += "\ndH/dt = lambda0*exp(clip((v - vt)/DV, -60, 60)) : 1 (unless refractory)"
+        threshold, reset = "H > log(2)", reset + ["H = 0"]
+    else:
         params.pop("lambda0")
         params.pop("DV")
-    threshold = "rand() < 1 - exp(-lambda0*exp((v - vt)/DV)*dt)" if escape_noise else "v > vt"
-    reset = "; ".join(["v = V_reset"] + [f"eta_{k + 1} += a_eta_{k + 1}" for k in range(len(ETA_TAUS))]
-                      + [f"gamma_{k + 1} += a_gamma_{k + 1}" for k in range(len(GAMMA_TAUS))])
+        threshold = "v > vt"
     return NeuronModel(
-        equations=equations(),
+        equations=eqs,
         threshold=threshold,
-        reset=reset,
+        reset="; ".join(reset),
         refractory="T_ref",
         parameters=params,
         initial={"v": "EL"},
         method="exponential_euler",
-        name=NAME if escape_noise else NAME + "_deterministic",
+        name=NAME if spikes == "escape" else f"{NAME}_{spikes}",
         reference=REFERENCE,
     )
