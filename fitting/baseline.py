@@ -47,8 +47,8 @@ def poisson_baseline(data: FitData, delta: float = 4e-3, n_draws: int = 200, see
         draws = rng.random((n_draws, data.n_steps)) < p
         trains = [t[d] for d in draws]
         gammas = gamma_factor([spikes] * n_draws, trains, delta=delta, duration=data.duration)
-        gammas = gammas[np.isfinite(gammas)]
-        rows.append({"sweep": data.names[s], "gamma_poisson": float(np.mean(gammas)),
-                     "gamma_poisson_p95": float(np.percentile(gammas, 95)),
+        gammas = gammas[np.isfinite(gammas)]  # none where the rate leaves Gamma undefined (2 nu delta >= 1)
+        rows.append({"sweep": data.names[s], "gamma_poisson": float(np.mean(gammas)) if len(gammas) else np.nan,
+                     "gamma_poisson_p95": float(np.percentile(gammas, 95)) if len(gammas) else np.nan,
                      "rate_on_hz": rate_on, "rate_off_hz": rate_off})
     return pd.DataFrame(rows)

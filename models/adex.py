@@ -50,6 +50,9 @@ FIT_BOUNDS = {
     "b": (0 * pA, 400 * pA),
     "tau_w": (5 * ms, 800 * ms),
     "V_reset": (-85 * mV, -35 * mV),
+}
+#: Search ranges of the adaptive-threshold variant's own parameters.
+THRESHOLD_FIT_BOUNDS = {
     "VT_rest": (-65 * mV, -30 * mV),
     "delta_VT": (0 * mV, 15 * mV),
     "tau_VT": (2 * ms, 500 * ms),

@@ -27,7 +27,8 @@ from brian2 import Hz, ms, mV, nA, nS, pA, pF
 from tidesim.core.model import NeuronModel
 
 NAME = "gif"
-REFERENCE = "Mensi et al. (2012), J. Neurophysiol. 107:1756; Pozzorini et al. (2015), PLoS Comput. Biol. 11:e1004275"
+REFERENCE = ("Mensi et al. (2012), J. Neurophysiol. 107:1756; Pozzorini et al. (2015), PLoS Comput. Biol. "
+             "11:e1004275")
 #: Time constants of the spike-triggered filters' exponentials (fixed; their amplitudes are fitted).
 ETA_TAUS = (3 * ms, 10 * ms, 30 * ms, 100 * ms, 300 * ms)
 GAMMA_TAUS = (3 * ms, 10 * ms, 30 * ms, 100 * ms, 300 * ms)

@@ -17,7 +17,7 @@ def test_namespace_packages_import_through_tidesim():
     import tidesim.models
 
     assert tidesim.models.__name__ == "tidesim.models"
-    assert ts.models.available() == ["adex", "hodgkin_huxley", "izhikevich", "lif"]
+    assert ts.models.available() == ["adex", "gif", "glif", "hodgkin_huxley", "izhikevich", "lif", "mat"]
     assert tidesim.fitting.__name__ == "tidesim.fitting" and tidesim.datasets.__name__ == "tidesim.datasets"
 
 

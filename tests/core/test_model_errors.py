@@ -120,7 +120,7 @@ def test_model_metadata(lif_model):
 
 
 def test_zoo_registry():
-    assert ts.models.available() == ["adex", "hodgkin_huxley", "izhikevich", "lif"]
+    assert ts.models.available() == ["adex", "gif", "glif", "hodgkin_huxley", "izhikevich", "lif", "mat"]
     adex = ts.models.get("adex", a=2 * b2.nS, b=60 * b2.pA)
     assert adex.parameters["a"] == pytest.approx(2e-9) and adex.parameters["b"] == pytest.approx(60e-12)
     fs = ts.models.get("izhikevich", preset="FS")

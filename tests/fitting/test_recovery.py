@@ -37,7 +37,9 @@ def test_recovers_parameters_and_predicts_held_out_sweep(name):
                  seed=0)
     errors = {k: fit.best_params[k] / true[k] - 1 for k in true}
     assert all(abs(e) < 0.10 for e in errors.values()), (true, errors)
-    held_out = fit.score(rec.select([3]))
+    # 2 ms windows (the 2007 competition's): the held-out sweeps fire at up to 200 Hz, where 4 ms windows
+    # fill with chance coincidences and the coincidence factor is undefined (2 nu delta >= 1)
+    held_out = fit.score(rec.select([3]), delta=2e-3)
     assert held_out["gamma"].iloc[0] >= 0.9, held_out
     assert abs(held_out["spikes_model"].iloc[0] - held_out["spikes_data"].iloc[0]) <= 1
     assert torch.isfinite(torch.tensor(fit.start_losses)).all()
