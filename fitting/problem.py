@@ -38,8 +38,9 @@ class Problem:
         self.engine, self.surrogate, self.detach_reset = engine, surrogate, detach_reset
         self.initial = dict(initial or {})
 
-    def simulate(self, x: torch.Tensor, record_all: bool = False) -> ModelOutput:
-        """Simulate the ``[B, d]`` SI parameter points on every sweep (differentiable in ``x``)."""
+    def simulate(self, x: torch.Tensor, record_all: bool = False, seed: int | None = None) -> ModelOutput:
+        """Simulate the ``[B, d]`` SI parameter points on every sweep (differentiable in ``x``; ``seed``
+        seeds a stochastic model's draws)."""
         d = self.data
         B, S = int(x.shape[0]), d.n_sweeps
         params = {name: x[:, j].repeat_interleave(S) for j, name in enumerate(self.names)}
@@ -51,7 +52,7 @@ class Problem:
                        inputs={self.input: d.current.repeat(1, B)},
                        record=None if record_all else [self.voltage], initial=initial,
                        surrogate=self.surrogate, engine=self.engine,
-                       detach_reset=self.detach_reset)
+                       detach_reset=self.detach_reset, seed=seed)
         T = d.n_steps
         out = ModelOutput(res[self.voltage].reshape(T, B, S), res.spikes.reshape(T, B, S), d.dt)
         out.result = res  # the full SimulationResult, for predictions and plots

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from tidesim.analysis import gamma_factor, van_rossum_distance
+from tidesim.analysis import gamma_factor, md_star, normalized_gamma, psth_explained_variance, van_rossum_distance
 from tidesim.core.model import NeuronModel
 from tidesim.core.units import fmt
 from tidesim.fitting.baseline import poisson_baseline
@@ -97,13 +97,13 @@ class FitResult:
         # a staged fit puts each sweep at its recorded pre-stimulus rest (a bias current the file lacks)
         return data.with_bias(rest_bias(data, self.settings.get("rest")))
 
-    def _simulate(self, data: FitData):
+    def _simulate(self, data: FitData, runs: int = 1, seed: int | None = 0, record_all: bool = True):
         names = list(self.best_params)
         problem = Problem(self.base_model, data, names, input=self.settings["input"],
                           voltage=self.settings["voltage"])
-        x = torch.tensor([[self.best_params[n] for n in names]], dtype=torch.float64)
+        x = torch.tensor([[self.best_params[n] for n in names]], dtype=torch.float64).repeat(runs, 1)
         with torch.no_grad():
-            return problem.simulate(x, record_all=True)
+            return problem.simulate(x, record_all=record_all, seed=seed)
 
     def predict(self, rec=None, window: tuple[float, float] | None = None):
         """``SimulationResult`` of the fitted model, one neuron per sweep of ``rec`` (default: the
@@ -141,6 +141,38 @@ class FitResult:
             table["gamma_poisson"] = base["gamma_poisson"].to_numpy()
             table["gamma_poisson_p95"] = base["gamma_poisson_p95"].to_numpy()
         return table
+
+    def score_trials(self, rec=None, window: tuple[float, float] | None = None, runs: int = 20,
+                     seed: int | None = 0, bin_size: float = 10e-3) -> pd.DataFrame:
+        """The measures of repeated trials (frozen noise), a row per stimulus of ``rec`` that was
+        recorded at least twice (``rec.stimuli``): ``repeats``, mean ``spikes_data``/``spikes_model``,
+        the cell's ``reliability`` and the model's ``gamma``/``gamma_normalized`` at 2 and 4 ms
+        (:func:`tidesim.analysis.normalized_gamma`; NaN where the rate leaves Gamma undefined),
+        ``md_star`` (4 ms) and ``psth_ev`` (``bin_size`` s). A stochastic model runs ``runs`` times per
+        stimulus (spread over its repeats' currents), a deterministic one once per repeat."""
+        data = self._data(rec, window)
+        trials = {k: v for k, v in data.trials().items() if len(v) > 1}
+        if not trials:
+            raise ValueError("score_trials needs repeats of a stimulus: label them (Recording.with_stimuli or "
+                             "group_repeats) or load a frozen-noise recording")
+        per_sweep = max(1, -(-runs // min(len(v) for v in trials.values()))) if self.model.stochastic else 1
+        out = self._simulate(data, runs=per_sweep, seed=seed, record_all=False)
+        rows = []
+        for label, sweeps in trials.items():
+            d = [np.asarray(data.spike_times[s], dtype=float) for s in sweeps]
+            m = [np.nonzero(out.spikes[:, b, s].numpy() > 0.5)[0] * data.dt
+                 for s in sweeps for b in range(per_sweep)]
+            row = {"stimulus": label, "repeats": len(sweeps), "spikes_data": float(np.mean([len(t) for t in d])),
+                   "spikes_model": float(np.mean([len(t) for t in m]))}
+            for delta in (2e-3, 4e-3):
+                g = normalized_gamma(d, m, data.duration, delta)
+                tag = f"{delta * 1e3:g}ms"
+                row.update({f"reliability_{tag}": g["reliability"], f"gamma_{tag}": g["gamma"],
+                            f"gamma_normalized_{tag}": g["normalized"]})
+            row["md_star"] = md_star(d, m, data.duration, 4e-3)
+            row["psth_ev"] = psth_explained_variance(d, m, data.duration, bin_size)
+            rows.append(row)
+        return pd.DataFrame(rows)
 
     def crossvalidate(self, rec=None, window: tuple[float, float] | None = None, **kw):
         """Run the fitted model in Brian2 on the sweeps of ``rec`` (default: the training sweeps)
