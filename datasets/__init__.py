@@ -12,6 +12,7 @@ from tidesim.datasets.bundled import (
     load_bundled,
     provenance,
 )
+from tidesim.datasets.electrode import AECError, ElectrodeKernel, compensate, electrode_kernel
 from tidesim.datasets.frozen_noise import QSNMC2007_DT, QSNMC2007_MODEL_SPIKES, load_qsnmc2007
 from tidesim.datasets.loading import (
     ChannelError,
@@ -28,5 +29,6 @@ __all__ = [
     "load", "Recording", "SpikeData", "bundled", "load_bundled", "bundled_path", "describe_bundled",
     "provenance", "detect_spikes", "read_spike_times_mat", "RecordingFormatError", "ChannelError",
     "ProtocolError", "MissingCurrentError", "synthetic", "save", "plasticity_table", "plasticity_tables",
-    "load_qsnmc2007", "QSNMC2007_DT", "QSNMC2007_MODEL_SPIKES",
+    "load_qsnmc2007", "QSNMC2007_DT", "QSNMC2007_MODEL_SPIKES", "electrode_kernel", "compensate",
+    "ElectrodeKernel", "AECError",
 ]
