@@ -68,6 +68,8 @@ def _gif_params(model, sub: SubthresholdFit, thr: ThresholdFit) -> dict[str, flo
         out["DV"] = thr.DV
     out.update({f"a_eta_{k + 1}": float(a) for k, a in enumerate(sub.a_eta)})
     out.update({f"a_gamma_{k + 1}": float(a) for k, a in enumerate(thr.a_gamma)})
+    if "theta_v" in thr.extra:
+        out["a_v"] = float(thr.extra["theta_v"])
     return out
 
 
@@ -94,14 +96,25 @@ def _glif_params(model, sub: SubthresholdFit, thr: ThresholdFit) -> dict[str, fl
     return out
 
 
+def _voltage_threshold(data: FitData, sub: SubthresholdFit, voltages: list, rate: float, gain: float) -> dict:
+    """A threshold component that follows the voltage: ``d theta/dt = rate (gain a (V - E_L) - theta)`` as
+    exponential Euler steps it (``V`` held over each step, the start of step ``k`` giving sample
+    ``k + 1``), as a feature whose coefficient is ``a`` (the voltage is the model's, spikes fed back)."""
+    d = np.exp(-rate * data.dt)
+    return {"theta_v": [lfilter([0.0, (1 - d) * gain], [1.0, -d], v - sub.EL) for v in voltages]}
+
+
 def _glif_extra(model, data: FitData, sub: SubthresholdFit, voltages: list) -> dict:
-    """GLIF5's voltage-dependent threshold: ``theta_v = a_v * F(V - E_L)``, F the leaky filter at rate
-    b_v (a feature whose coefficient is ``a_v``)."""
+    """GLIF5's voltage-dependent threshold: ``d theta_v/dt = a_v (V - E_L) - b_v theta_v``."""
     if _glif_level(model) != 5:
         return {}
     b_v = float(model.parameters["b_v"])
-    d = np.exp(-b_v * data.dt)
-    return {"theta_v": [lfilter([0.0, (1 - d) / b_v], [1.0, -d], v - sub.EL) for v in voltages]}
+    return _voltage_threshold(data, sub, voltages, b_v, 1.0 / b_v)
+
+
+def _gif_extra(model, data: FitData, sub: SubthresholdFit, voltages: list) -> dict:
+    """The GIF's voltage-dependent threshold: ``tau_v d theta_v/dt = a_v (V - E_L) - theta_v``."""
+    return _voltage_threshold(data, sub, voltages, 1.0 / float(model.parameters["tau_v"]), 1.0)
 
 
 def _adex_params(model, sub: SubthresholdFit, thr: ThresholdFit) -> dict[str, float]:
@@ -116,12 +129,10 @@ def _adex_params(model, sub: SubthresholdFit, thr: ThresholdFit) -> dict[str, fl
 
 #: The zoo families a staged fit knows, by model name.
 FAMILIES: dict[str, Family] = {
-    "gif": Family(lambda m: _taus(m, [f"tau_eta_{k}" for k in range(1, 6)]),
-                  lambda m: _taus(m, [f"tau_gamma_{k}" for k in range(1, 6)]), _gif_params, None),
-    "gif_hazard": Family(lambda m: _taus(m, [f"tau_eta_{k}" for k in range(1, 6)]),
-                         lambda m: _taus(m, [f"tau_gamma_{k}" for k in range(1, 6)]), _gif_params, None),
-    "gif_threshold": Family(lambda m: _taus(m, [f"tau_eta_{k}" for k in range(1, 6)]),
-                            lambda m: _taus(m, [f"tau_gamma_{k}" for k in range(1, 6)]), _gif_params, "VT_star"),
+    **{name: Family(lambda m: _taus(m, [f"tau_eta_{k}" for k in range(1, 6)]),
+                    lambda m: _taus(m, [f"tau_gamma_{k}" for k in range(1, 6)]), _gif_params, level,
+                    extra=_gif_extra)
+       for name, level in (("gif", None), ("gif_hazard", None), ("gif_threshold", "VT_star"))},
     "mat": Family(lambda m: (), lambda m: _taus(m, ["tau_1", "tau_2"]), _mat_params, "omega", reset=False),
     "adex": Family(lambda m: _taus(m, ["tau_w"]), lambda m: (), _adex_params, "VT"),
     "adex_threshold": Family(lambda m: _taus(m, ["tau_w"]), lambda m: _taus(m, ["tau_VT"]), _adex_params,
@@ -203,9 +214,18 @@ def run_stages(model, data: FitData, t_ref: float | None = None, electrode: Sequ
                            rest=rests, reset=fam.reset)
     t1 = time.perf_counter()
     voltages = model_voltage(data, sub, pre_reset=True, reset=fam.reset, rest=rests)
-    extra = fam.extra(model, data, sub, voltages) if fam.extra else {}
     lam0 = float(model.parameters.get("lambda0", 1000.0))
-    thr = fit_threshold(data, voltages, sub.T_ref, gamma_taus=fam.gamma_taus(model), lambda0=lam0, extra=extra)
+    # the voltage-dependent threshold follows the voltage as the model runs it: reset, frozen while refractory
+    extra = fam.extra(model, data, sub, model_voltage(data, sub, pre_reset=False, reset=fam.reset,
+                                                      rest=rests)) if fam.extra else {}
+    try:
+        thr = fit_threshold(data, voltages, sub.T_ref, gamma_taus=fam.gamma_taus(model), lambda0=lam0,
+                            extra=extra)
+    except FitError:
+        if not extra:
+            raise
+        # the voltage-dependent part took the voltage's role (1/DV <= 0): the threshold without it
+        thr = fit_threshold(data, voltages, sub.T_ref, gamma_taus=fam.gamma_taus(model), lambda0=lam0)
     t2 = time.perf_counter()
     params = {k: v for k, v in fam.to_params(model, sub, thr).items() if k in model.parameter_names}
     stages = [_stage_a_report(sub, t1 - t0), _stage_b_report(thr, t2 - t1)]

@@ -8,7 +8,10 @@ models", PLoS Comput. Biol. 11:e1004275.
 
 ``C dv/dt = g_L (E_L - v) + I - eta``, with the spike-triggered current ``eta`` a sum of exponentials
 (each spike adds ``a_eta_k`` to component ``k``, which decays with ``tau_eta_k``), and the threshold
-``vt = VT_star + gamma``, ``gamma`` a sum of exponentials too (``a_gamma_k``, ``tau_gamma_k``). Spikes
+``vt = VT_star + gamma + theta_v``, ``gamma`` a sum of exponentials too (``a_gamma_k``, ``tau_gamma_k``)
+and ``theta_v`` a voltage-dependent part that follows ``a_v (v - E_L)`` with ``tau_v`` (sodium
+inactivation raises the threshold of a slowly depolarized cell: Platkiewicz & Brette 2011, PLoS Comput.
+Biol. 7:e1001129; the GLIF5 component of Teeter et al. 2018; ``a_v = 0`` is Pozzorini's GIF). Spikes
 come with the escape rate ``lambda0 exp((v - vt)/DV)`` (probability ``1 - exp(-rate dt)`` per step,
 Brian2's ``rand()`` in the threshold: ``spikes="escape"``, the default). Two deterministic read-outs of
 the same model: ``spikes="hazard"`` fires when the escape rate integrated since the last spike reaches
@@ -45,6 +48,8 @@ PARAMETERS = {
     "VT_star": -48 * mV,  # threshold at rest
     "DV": 1 * mV,  # escape-noise sharpness
     "lambda0": 1000 * Hz,  # escape rate at v = vt
+    "a_v": 0.0,  # voltage-dependent threshold: mV of threshold per mV of depolarization
+    "tau_v": 15 * ms,  # its time constant
     **{f"a_eta_{k + 1}": a for k, a in enumerate((60 * pA, 30 * pA, 15 * pA, 8 * pA, 4 * pA))},
     **{f"tau_eta_{k + 1}": tau for k, tau in enumerate(ETA_TAUS)},
     **{f"a_gamma_{k + 1}": a for k, a in enumerate((10 * mV, 5 * mV, 3 * mV, 1 * mV, 0.5 * mV))},
@@ -59,6 +64,7 @@ FIT_BOUNDS = {
     "V_reset": (-80 * mV, -20 * mV),
     "VT_star": (-70 * mV, -20 * mV),
     "DV": (0.1 * mV, 10 * mV),
+    "a_v": (-0.5, 1.5),
     **{f"a_eta_{k + 1}": (-500 * pA, 1000 * pA) for k in range(len(ETA_TAUS))},
     **{f"a_gamma_{k + 1}": (-20 * mV, 50 * mV) for k in range(len(GAMMA_TAUS))},
 }
@@ -68,7 +74,8 @@ def equations(n_eta: int = len(ETA_TAUS), n_gamma: int = len(GAMMA_TAUS)) -> str
     """The GIF's equations with ``n_eta`` and ``n_gamma`` exponentials in its filters."""
     lines = ["dv/dt = (gL*(EL - v) + I - eta)/C : volt (unless refractory)",
              "eta = " + " + ".join(f"eta_{k + 1}" for k in range(n_eta)) + " : amp",
-             "vt = VT_star + " + " + ".join(f"gamma_{k + 1}" for k in range(n_gamma)) + " : volt"]
+             "vt = VT_star + theta_v + " + " + ".join(f"gamma_{k + 1}" for k in range(n_gamma)) + " : volt",
+             "dtheta_v/dt = (a_v*(v - EL) - theta_v)/tau_v : volt"]
     lines += [f"deta_{k + 1}/dt = -eta_{k + 1}/tau_eta_{k + 1} : amp" for k in range(n_eta)]
     lines += [f"dgamma_{k + 1}/dt = -gamma_{k + 1}/tau_gamma_{k + 1} : volt" for k in range(n_gamma)]
     return "\n".join(lines + ["I : amp"])
