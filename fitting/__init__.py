@@ -1,13 +1,14 @@
 """Parameter inversion: fit models to recordings with gradients through the simulator.
 
+>>> fit = ts.fit(ts.models.get("gif_hazard"), rec)       # staged: every parameter from the data
 >>> fit = ts.fit(ts.models.get("adex"), rec, params={"a": (0, 10e-9), "b": (0, 200e-12)})
->>> fit.best_params, fit.score(rec)
+>>> fit.best_params, fit.score(rec), fit.warnings
 """
 
 from tidesim.fitting.api import fit
 from tidesim.fitting.baseline import poisson_baseline
 from tidesim.fitting.data import FitData, prepare
-from tidesim.fitting.errors import BoundsError, FitDiverged, FitError
+from tidesim.fitting.errors import BoundsError, FitDiverged, FitError, FitWarning
 from tidesim.fitting.losses import (
     Feature,
     FirstSpikeLatency,
@@ -24,8 +25,10 @@ from tidesim.fitting.many import fit_many
 from tidesim.fitting.parameters import ParameterSpace
 from tidesim.fitting.report import parameter_table, write_report
 from tidesim.fitting.result import FitResult
+from tidesim.fitting.staged import FAMILIES, family_of
 
 __all__ = ["fit", "fit_many", "FitResult", "FitData", "prepare", "ParameterSpace", "Loss", "ModelOutput",
            "TraceMSE", "VanRossum", "SpikeCount", "FirstSpikeLatency", "GammaFactor", "Feature", "UserLoss",
            "default_loss",
-           "FitError", "BoundsError", "FitDiverged", "poisson_baseline", "parameter_table", "write_report"]
+           "FitError", "BoundsError", "FitDiverged", "FitWarning", "poisson_baseline", "parameter_table",
+           "write_report", "FAMILIES", "family_of"]

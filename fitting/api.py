@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -11,7 +12,7 @@ import torch
 
 from tidesim.core.synapses import SynapseModel
 from tidesim.fitting.data import prepare
-from tidesim.fitting.errors import FitError
+from tidesim.fitting.errors import FitError, FitWarning
 from tidesim.fitting.losses import Sum, TraceMSE, as_loss
 from tidesim.fitting.optimise import evolution_fit, gradient_fit, load_state
 from tidesim.fitting.parameters import ParameterSpace
@@ -127,10 +128,10 @@ def fit(
     if sweeps is not None:
         recs = [r.select(sweeps) for r in recs]
     if method == "staged" or (method == "auto" and params is None and family_of(model) is not None):
-        check_staged(model, params)
-        return staged_fit(model, prepare(recs, dt=dt, window=window), input=input, voltage=voltage,
-                          refine=refine or 0, lr=refine_lr, engine=engine, seed=seed, progress=progress,
-                          settings={"window": window})
+        check_staged(model, params, input, voltage)
+        return _warned(staged_fit(model, prepare(recs, dt=dt, window=window), input=input, voltage=voltage,
+                                  refine=refine or 0, lr=refine_lr, engine=engine, seed=seed, progress=progress,
+                                  settings={"window": window}))
     if params is None:
         raise FitError(f"give the parameters to fit with their bounds, params={{name: (low, high)}}: {model.name} "
                        "has no staged fit that estimates them from the data")
@@ -184,9 +185,17 @@ def fit(
     settings = {"method": label, "loss": repr(loss_fn), "dt": data.dt, "window": window, "input": input,
                 "voltage": voltage, "n_starts": n_starts, "seed": seed, "max_iter": max_iter, "lr": lr,
                 "iterations": state.iteration, "evaluations": state.evaluations, "seconds": elapsed,
-                "sweeps": data.names, "bounds": space.describe(), "model": model.name}
-    return FitResult(model, space.as_dict(x[best]), state.best_loss.numpy().copy(), pd.DataFrame(rows),
-                     pd.DataFrame(state.history), settings, data=data)
+                "sweeps": data.names, "bounds": space.describe(), "model": model.name,
+                "warnings": space.on_bounds(space.as_dict(x[best]))}
+    return _warned(FitResult(model, space.as_dict(x[best]), state.best_loss.numpy().copy(), pd.DataFrame(rows),
+                             pd.DataFrame(state.history), settings, data=data))
+
+
+def _warned(result: FitResult) -> FitResult:
+    """Say what the fit itself flagged (a value on its bound, a stage that explains the data poorly)."""
+    for message in result.warnings:
+        warnings.warn(f"{result.base_model.name}: {message}", FitWarning, stacklevel=3)
+    return result
 
 
 

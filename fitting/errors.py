@@ -2,7 +2,7 @@
 
 from tidesim.core.errors import TidesimError
 
-__all__ = ["FitError", "BoundsError", "FitDiverged"]
+__all__ = ["FitError", "BoundsError", "FitDiverged", "FitWarning"]
 
 
 class FitError(TidesimError, ValueError):
@@ -15,3 +15,7 @@ class BoundsError(FitError):
 
 class FitDiverged(FitError):
     """Every start of a fit turned NaN/inf; the message lists what happened to each."""
+
+
+class FitWarning(UserWarning):
+    """A fit ran, but something in it deserves a look: a value on its bound, a stage that fits poorly."""

@@ -149,6 +149,23 @@ class ParameterSpace:
         """One SI point ``[d]`` as ``{name: value}``."""
         return {b.name: float(v) for b, v in zip(self.bounds, x.detach().cpu().tolist())}
 
+    def on_bounds(self, point: Mapping[str, float], margin: float = 0.01) -> list[str]:
+        """A sentence per parameter of ``point`` (SI) within ``margin`` of a bound (as a share of the range, on
+        the parameter's scale): a value that ends there is set by the bounds, not the data."""
+        out = []
+        for b in self.bounds:
+            v = float(point[b.name])
+            if b.scale == "log":
+                u = (np.log(v) - np.log(b.low)) / (np.log(b.high) - np.log(b.low))
+            else:
+                u = (v - b.low) / (b.high - b.low)
+            if u <= margin or u >= 1 - margin:
+                side, edge = ("lower", b.low) if u <= margin else ("upper", b.high)
+                dim = self.model.dims[b.name]
+                out.append(f"{b.name} = {fmt(v, dim)} ended on its {side} bound ({fmt(edge, dim)}): the bounds, "
+                           "not the data, set it; widen them or check the recording")
+        return out
+
     def describe(self) -> list[dict[str, str]]:
         """One row per parameter: ``name``, ``low``/``high`` (text, with units), ``scale`` (linear/log)."""
         return [{"name": b.name, "low": fmt(b.low, self.model.dims[b.name]),

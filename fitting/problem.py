@@ -12,7 +12,17 @@ from tidesim.fitting.errors import FitError
 from tidesim.fitting.losses import ModelOutput
 from tidesim.fitting.parameters import ParameterSpace
 
-__all__ = ["Problem"]
+__all__ = ["Problem", "check_io"]
+
+
+def check_io(model, input: str, voltage: str) -> None:
+    """The model has the parameter the recorded current drives and the state compared with the recorded
+    voltage."""
+    for what, name in (("input", input), ("voltage", voltage)):
+        known = model.parameter_names if what == "input" else model.state_names
+        if name not in known:
+            raise FitError(f"{model.name} has no {'parameter' if what == 'input' else 'state'} {name!r} "
+                           f"to use as the {what}; it has {', '.join(known)}")
 
 
 class Problem:
@@ -25,11 +35,7 @@ class Problem:
     def __init__(self, model, data: FitData, space: ParameterSpace | list[str], input: str = "I",
                  voltage: str = "v", engine: str = "auto", surrogate: Any = None, detach_reset: bool = True,
                  initial: Mapping[str, Any] | None = None):
-        for what, name in (("input", input), ("voltage", voltage)):
-            known = model.parameter_names if what == "input" else model.state_names
-            if name not in known:
-                raise FitError(f"{model.name} has no {'parameter' if what == 'input' else 'state'} {name!r} "
-                               f"to use as the {what}; it has {', '.join(known)}")
+        check_io(model, input, voltage)
         self.names = list(space.names if isinstance(space, ParameterSpace) else space)
         if input in self.names:
             raise FitError(f"{input!r} is the input driven by the recorded current; it cannot also be fitted")

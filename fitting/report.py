@@ -97,9 +97,10 @@ def write_report(fit, out: str | Path, test=None, window: tuple[float, float] | 
     paths["fit"] = fit.save(out / "fit")
     paths["report"] = out / "report.md"
     paths["report"].write_text(_markdown(fit, params, train, test_table, report))
-    say(f"\nfitted {fit.base_model.name} ({fit.settings['method']}, {fit.settings['evaluations']} simulations "
-        f"in {fit.settings['seconds']:.0f} s), loss {fit.loss:.4g}:")
+    say(f"\nfitted {fit.base_model.name} ({_how(fit.settings)}), loss {fit.loss:.4g}:")
     say(params[["parameter", "readable", "low", "high"]].to_string(index=False))
+    for message in fit.warnings:
+        say(f"WARNING: {message}")
     say("\ntraining sweeps:\n" + _brief(train))
     if test_table is not None:
         say("\nheld-out sweeps:\n" + _brief(test_table))
@@ -109,7 +110,23 @@ def write_report(fit, out: str | Path, test=None, window: tuple[float, float] | 
     return {"paths": paths, "parameters": params, "train": train, "test": test_table, "crossvalidation": report}
 
 
-_COLUMNS = ["sweep", "step_pA", "spikes_data", "spikes_model", "gamma", "gamma_poisson", "rmse"]
+def _how(settings: dict) -> str:
+    if "evaluations" in settings:
+        return f"{settings['method']}, {settings['evaluations']} simulations in {settings['seconds']:.1f} s"
+    return f"{settings['method']} in {settings['seconds']:.1f} s"
+
+
+def _stage_line(stage: dict) -> str:
+    """One staged-fit stage in words: what it estimated, how, and how well."""
+    est = ", ".join(k for k in stage.get("estimated", {}) if not k.startswith(("sweep_", "electrode", "current_")))
+    quality = ", ".join(f"{k.replace('_', ' ')} {v:.3g}" if isinstance(v, float) else f"{k.replace('_', ' ')} {v}"
+                        for k, v in stage.get("quality", {}).items())
+    return (f"- **{stage['stage']}** ({stage.get('seconds', float('nan')):.1f} s): {est or 'nothing kept'}, by "
+            f"{stage['how']}; {quality}")
+
+
+_COLUMNS = ["sweep", "step_pA", "spikes_data", "spikes_model", "gamma", "gamma_poisson", "gamma_poisson_p95",
+            "rmse"]
 
 
 def _brief(table: pd.DataFrame) -> str:
@@ -136,8 +153,12 @@ def _markdown(fit, params, train, test, report) -> str:
              f"- sweeps fitted: {', '.join(s['sweeps'])}",
              f"- method {s['method']}, loss `{s['loss']}`, dt {s['dt'] * 1e3:g} ms, window {s.get('window')} s, "
              f"seed {s.get('seed')}",
-             f"- {s['evaluations']} simulations in {s['seconds']:.1f} s; best loss {fit.loss:.4g}", "",
+             f"- {_how(s)}; best loss {fit.loss:.4g}", "",
              "## Parameters", "", "```", params.to_string(index=False), "```", ""]
+    if fit.warnings:
+        lines += ["## Warnings", ""] + [f"- {m}" for m in fit.warnings] + [""]
+    if s.get("stages"):
+        lines += ["## How each parameter was estimated", ""] + [_stage_line(st) for st in s["stages"]] + [""]
     for title, table in (("Training sweeps", train), ("Held-out sweeps", test)):
         if table is None:
             continue

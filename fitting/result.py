@@ -65,6 +65,11 @@ class FitResult:
         self.samples = samples
         self.posterior = posterior
 
+    @property
+    def warnings(self) -> list[str]:
+        """What the fit flagged: parameters that ended on a bound, stages that explain the data poorly."""
+        return list(self.settings.get("warnings", []))
+
     # ---------------------------------------------------------------- posterior (method="sbi")
     def credible_interval(self, level: float = 0.9) -> pd.DataFrame:
         """Central marginal credible intervals of the posterior samples: a row per parameter,

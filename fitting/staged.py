@@ -1,15 +1,15 @@
 """``ts.fit(model, rec, method="staged")``: fit a model the way the field does, in stages, then refine it
 with what only a differentiable simulator can do.
 
-a. The sub-threshold dynamics (C, g_L, E_L, V_reset, spike-triggered currents) by linear regression of
-   the recorded voltage (:mod:`tidesim.fitting.subthreshold`), in seconds, with no search.
-b. The threshold (its resting value, escape-noise sharpness, spike-triggered movement) by maximising the
-   likelihood of the recorded spikes (:mod:`tidesim.fitting.threshold`).
-b'. For a model with a hard threshold, the threshold's level: the one shift of stage b's threshold (in
-   units of its escape-noise width) whose deterministic spikes best match the recorded ones (coincidence
-   factor, with a penalty on the spike count), all candidates in one batched simulation.
-c. Optionally (``refine=N``), N Adam steps through the simulator on a spike-timing loss for all the
-   fitted parameters at once, starting from a-b'.
+- a: the sub-threshold dynamics (C, g_L, E_L, V_reset, spike-triggered currents) by linear regression of
+  the recorded voltage (:mod:`tidesim.fitting.subthreshold`), in seconds, with no search.
+- b: the threshold (its resting value, escape-noise sharpness, spike-triggered movement) by maximising the
+  likelihood of the recorded spikes (:mod:`tidesim.fitting.threshold`).
+- b': for a model with a hard threshold, the threshold's level: the one shift of stage b's threshold (in
+  units of its escape-noise width) whose deterministic spikes best match the recorded ones (coincidence
+  factor, with a penalty on the spike count), all candidates in one batched simulation.
+- c: optionally (``refine=N``), N Adam steps through the simulator on a spike-timing loss for all the
+  fitted parameters at once, starting from a-b'.
 
 Each zoo family says how its parameters follow from the stages (:data:`FAMILIES`): the GIF directly; MAT
 (no reset, no adaptation current, two threshold time scales); GLIF levels 1-5 (after-spike currents are
@@ -186,6 +186,31 @@ def _stage_a_report(sub: SubthresholdFit, seconds: float) -> dict[str, Any]:
                         "samples": sub.n_samples}, "seconds": seconds}
 
 
+def _stage_a_warnings(sub: SubthresholdFit, poor: float = 0.8) -> list[str]:
+    out = []
+    grid = sorted(sub.tau_scores) if sub.tau_scores else []
+    if grid and (sub.tau_m >= grid[-1] * 0.999 or sub.tau_m <= grid[0] * 1.001):
+        out.append(f"stage a: the membrane time constant ({sub.tau_m * 1e3:.3g} ms) is at the edge of the range "
+                   f"searched ({grid[0] * 1e3:.3g}-{grid[-1] * 1e3:.3g} ms): the leaky membrane does not describe "
+                   "this recording well (or its time constant is outside that range)")
+    if sub.variance_explained < poor:
+        out.append(f"stage a: the sub-threshold model explains {100 * sub.variance_explained:.0f}% of the "
+                   f"recorded voltage's variance away from spikes (below {100 * poor:.0f}%): expect poor "
+                   "predictions; look at fit.plot() and the recording")
+    return out
+
+
+def _stage_b_warnings(thr: ThresholdFit, dropped: list[str], broad: float = 10e-3) -> list[str]:
+    out = [f"stage b: the voltage-dependent threshold ({', '.join(dropped)}) took the membrane voltage's role in "
+           "the likelihood; it was left out (kept at the model's value)"] if dropped else []
+    if thr.DV > broad:
+        out.append(f"stage b: the escape noise is {thr.DV * 1e3:.3g} mV wide (more than {broad * 1e3:.0f} mV): "
+                   "the model's voltage hardly predicts when this cell spikes (the spike history does the work); "
+                   "parts of the recording may be outside what the model can describe (rectification, "
+                   "rebound, depolarization block)")
+    return out
+
+
 def _stage_b_report(thr: ThresholdFit, seconds: float) -> dict[str, Any]:
     return {"stage": "b: threshold", "how": "maximum likelihood of the recorded spikes under escape noise "
             "(Newton's method; log-concave)",
@@ -218,6 +243,7 @@ def run_stages(model, data: FitData, t_ref: float | None = None, electrode: Sequ
     # the voltage-dependent threshold follows the voltage as the model runs it: reset, frozen while refractory
     extra = fam.extra(model, data, sub, model_voltage(data, sub, pre_reset=False, reset=fam.reset,
                                                       rest=rests)) if fam.extra else {}
+    dropped = False
     try:
         thr = fit_threshold(data, voltages, sub.T_ref, gamma_taus=fam.gamma_taus(model), lambda0=lam0,
                             extra=extra)
@@ -226,9 +252,12 @@ def run_stages(model, data: FitData, t_ref: float | None = None, electrode: Sequ
             raise
         # the voltage-dependent part took the voltage's role (1/DV <= 0): the threshold without it
         thr = fit_threshold(data, voltages, sub.T_ref, gamma_taus=fam.gamma_taus(model), lambda0=lam0)
+        dropped = True
     t2 = time.perf_counter()
     params = {k: v for k, v in fam.to_params(model, sub, thr).items() if k in model.parameter_names}
     stages = [_stage_a_report(sub, t1 - t0), _stage_b_report(thr, t2 - t1)]
+    stages[0]["warnings"] = _stage_a_warnings(sub)
+    stages[1]["warnings"] = _stage_b_warnings(thr, list(extra) if dropped else [])
     used = rests is not None and bool(np.isfinite(rests).any())
     if used:
         stages[0]["estimated"]["sweep_rest_V"] = [float(r) for r in rests]

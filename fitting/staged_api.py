@@ -14,7 +14,7 @@ from tidesim.fitting.errors import FitError
 from tidesim.fitting.losses import SpikeCount, VanRossum
 from tidesim.fitting.optimise import gradient_fit
 from tidesim.fitting.parameters import ParameterSpace
-from tidesim.fitting.problem import Problem
+from tidesim.fitting.problem import Problem, check_io
 from tidesim.fitting.result import FitResult
 from tidesim.fitting.staged import _delta_for, _score, bounds_around, family_of, run_stages, threshold_level
 
@@ -50,7 +50,8 @@ def staged_fit(model, data: FitData, input: str = "I", voltage: str = "v", refin
     out_settings = {**dict(settings or {}), "method": "staged", "loss": "rate-corrected coincidence error",
                     "delta": delta, "input": input, "voltage": voltage, "dt": data.dt, "sweeps": data.names,
                     "seconds": time.perf_counter() - t0, "stages": stages, "model": model.name,
-                    "bounds": {}, "seed": seed, "rest": est.rest}
+                    "bounds": {}, "seed": seed, "rest": est.rest,
+                    "warnings": [w for stage in stages for w in stage.get("warnings", [])]}
     starts = pd.DataFrame([{"start": 0, **best, "loss": error, "status": "ok"}])
     return FitResult(model, best, np.array([error]), starts, pd.DataFrame(history), out_settings, data=data)
 
@@ -96,8 +97,10 @@ def _jsonable(x):
     return x
 
 
-def check_staged(model, params) -> None:
-    """A staged fit estimates every parameter itself; ``params`` would be bounds nobody uses."""
+def check_staged(model, params, input: str = "I", voltage: str = "v") -> None:
+    """A staged fit estimates every parameter itself (``params`` would be bounds nobody uses), of a model of
+    a family it knows, with the input and voltage named."""
+    check_io(model, input, voltage)
     if family_of(model) is None:
         raise FitError(f"method='staged' needs a zoo model of a family it knows (gif, mat, glif1-5, adex, "
                        f"adex_threshold), not {model.name}")

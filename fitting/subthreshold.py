@@ -34,7 +34,7 @@ from tidesim.fitting.errors import FitError
 __all__ = ["SubthresholdFit", "fit_subthreshold", "model_voltage", "spike_steps", "exp_basis", "refractory_steps"]
 
 #: Default membrane time constants tried (s).
-TAU_GRID = tuple(np.geomspace(1e-3, 80e-3, 28))
+TAU_GRID = tuple(np.geomspace(1e-3, 200e-3, 32))
 
 
 def spike_steps(data: FitData) -> list[np.ndarray]:
@@ -215,7 +215,7 @@ def fit_subthreshold(data: FitData, eta_taus: Sequence[float] = (), t_ref: float
     lo, hi = np.log(grid[max(j - 1, 0)]), np.log(grid[min(j + 1, len(grid) - 1)])
     if hi > lo:
         opt = minimize_scalar(lambda x: _solve(sw, data.n_sweeps, float(np.exp(x)), lag, electrode)[0],
-                              bounds=(lo, hi), method="bounded", options={"xatol": 1e-4})
+                              bounds=(lo, hi), method="bounded", options={"xatol": 1e-6})
         if opt.fun < scores[(lag, tau)][0]:
             tau = float(np.exp(opt.x))
             scores[(lag, tau)] = _solve(sw, data.n_sweeps, tau, lag, electrode)
@@ -226,8 +226,9 @@ def fit_subthreshold(data: FitData, eta_taus: Sequence[float] = (), t_ref: float
         EL = float(np.mean(sw.rest))
     k = len(eta_taus)
     if not (R > 0 and np.isfinite(R)):
-        raise FitError(f"stage a found no positive input resistance (R = {R:.3g} ohm): the voltage does not "
-                       "follow the injected current; check the current channel and its units")
+        raise FitError(f"{', '.join(data.names[:3])}{'...' if data.n_sweeps > 3 else ''}: stage a found no "
+                       f"positive input resistance (R = {R:.3g} ohm): the voltage does not follow the injected "
+                       "current; check the current channel and its units")
     return SubthresholdFit(C=tau / R, gL=1.0 / R, EL=float(EL), V_reset=float(V_reset), T_ref=n_ref * data.dt,
                            eta_taus=tuple(float(t) for t in eta_taus), a_eta=np.asarray(coef[3:3 + k]) / R,
                            lag=int(lag),

@@ -19,7 +19,7 @@ from brian2.units.fundamentalunits import Quantity, get_dimensions
 from tidesim.core.model import NeuronModel
 from tidesim.models import plasticity, synapses
 
-__all__ = ["available", "get", "module", "plasticity", "synapses"]
+__all__ = ["available", "get", "module", "variants", "plasticity", "synapses"]
 
 _MODULES = ("adex", "gif", "glif", "hodgkin_huxley", "izhikevich", "lif", "mat")
 
@@ -29,10 +29,21 @@ def available() -> list[str]:
     return sorted(_MODULES)
 
 
+def variants() -> dict[str, tuple[str, dict[str, Any]]]:
+    """Names of the zoo's variants (a model's ``name``, e.g. ``gif_hazard``, ``glif3``) -> (family, options)."""
+    return {v: (name, opts) for name in _MODULES
+            for v, opts in getattr(importlib.import_module(f"tidesim.models.{name}"), "VARIANTS", {}).items()}
+
+
 def module(name: str) -> ModuleType:
-    """The zoo module of ``name`` (its PARAMETERS, REFERENCE, VALIDATION, build)."""
+    """The zoo module of ``name`` (its PARAMETERS, REFERENCE, VALIDATION, build); a variant's name gives
+    its family's module."""
     if name not in _MODULES:
-        raise ValueError(f"no model {name!r} in the zoo; available: {', '.join(available())}")
+        family = variants().get(name)
+        if family is None:
+            raise ValueError(f"no model {name!r} in the zoo; available: {', '.join(available())} and the "
+                             f"variants {', '.join(sorted(variants()))}")
+        name = family[0]
     return importlib.import_module(f"tidesim.models.{name}")
 
 
@@ -41,9 +52,12 @@ def get(name: str, preset: str | None = None, **overrides: Any) -> NeuronModel:
 
     ``preset`` picks a published parameter set where the model has them
     (``get("izhikevich", preset="FS")``); a module's ``OPTIONS`` choose a variant
-    (``get("gif", escape_noise=False)``, ``get("glif", level=3)``, ``get("adex", adaptive_threshold=True)``).
+    (``get("gif", spikes="threshold")``, ``get("glif", level=3)``, ``get("adex", adaptive_threshold=True)``),
+    or its name does (``get("gif_threshold")``, ``get("glif3")``, ``get("adex_threshold")``).
     """
     mod = module(name)
+    if name not in _MODULES:
+        overrides = {**variants()[name][1], **overrides}
     options = {k: overrides.pop(k) for k in list(overrides) if k in getattr(mod, "OPTIONS", {})}
     known = {**mod.PARAMETERS, **getattr(mod, "THRESHOLD_PARAMETERS", {})}
     unknown = [k for k in overrides if k not in known]

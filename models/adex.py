@@ -31,6 +31,8 @@ PARAMETERS = {
 }
 #: build() options (``ts.models.get("adex", adaptive_threshold=True)``).
 OPTIONS = {"adaptive_threshold": False}
+#: Variants by name (``ts.models.get("adex_threshold")``).
+VARIANTS = {"adex_threshold": {"adaptive_threshold": True}}
 #: The adaptive-threshold variant's own parameters (``VT`` is then a state starting at ``VT_rest``).
 THRESHOLD_PARAMETERS = {
     "VT_rest": -50.4 * mV,  # threshold at rest

@@ -37,6 +37,8 @@ ETA_TAUS = (3 * ms, 10 * ms, 30 * ms, 100 * ms, 300 * ms)
 GAMMA_TAUS = (3 * ms, 10 * ms, 30 * ms, 100 * ms, 300 * ms)
 #: build() options (``ts.models.get("gif", spikes="hazard")``).
 OPTIONS = {"spikes": "escape"}
+#: Variants by name (``ts.models.get("gif_hazard")``).
+VARIANTS = {"gif_hazard": {"spikes": "hazard"}, "gif_threshold": {"spikes": "threshold"}}
 #: How spikes are made: at random (escape noise), or deterministically from the hazard or the threshold.
 SPIKES = ("escape", "hazard", "threshold")
 PARAMETERS = {

@@ -25,6 +25,8 @@ from tidesim.core.model import NeuronModel
 NAME = "glif"
 REFERENCE = "Teeter et al. (2018), Nat. Commun. 9:709"
 OPTIONS = {"level": 5}
+#: Variants by name (``ts.models.get("glif3")``).
+VARIANTS = {f"glif{k}": {"level": k} for k in range(1, 6)}
 PARAMETERS = {
     "C": 60 * pF,  # membrane capacitance
     "R": 0.2 * Gohm,  # membrane resistance

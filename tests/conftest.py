@@ -29,8 +29,8 @@ def lif_model(lif_equations):
 
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory):
-    """`tidesim demo` (the README's main job) run once: AdEx fitted to the shipped regular-spiking
-    cell, Brian2 on its numpy target. Returns (exit code, printed text, output folder)."""
+    """`tidesim demo` (the README's main job) run once: a GIF fitted (staged) to the shipped
+    regular-spiking cell, Brian2 on its numpy target. Returns (exit code, printed text, output folder)."""
     import contextlib
     import io
 

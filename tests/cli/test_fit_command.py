@@ -58,12 +58,26 @@ def test_fit_command_writes_table_figures_and_report(tmp_path, capsys):
     assert "held-out sweeps" in text and "PASSED" in text
 
 
+def test_fit_command_fits_a_gif_in_stages_by_default(tmp_path, capsys):
+    out = tmp_path / "fit"
+    code = cli.main(["fit", "regular_spiking", "--sweeps", "2,8,12,16", "--test", "9,13", "--window", "0.1:1.1",
+                     "--dt", "0.2ms", "--no-crossvalidate", "--out", str(out)])
+    text = capsys.readouterr().out
+    assert code == 0, text
+    assert "fitting gif_hazard (staged: every parameter from the data)" in text
+    table = pd.read_csv(out / "parameters.csv")
+    assert {"C", "gL", "EL", "VT_star", "DV", "a_gamma_1"} <= set(table.parameter)
+    assert "b: threshold" in (out / "report.md").read_text()
+
+
 @pytest.mark.parametrize("argv, message", [
     (["fit", "no_such_cell"], "neither a file nor a shipped recording"),
     (["fit", "axon_steps", "--sweeps", "3,12"],
      "--sweeps: sweep 12 does not exist (the recording has sweeps 0-8)"),
-    (["fit", "axon_steps", "--params", "a=5nS:1nS"], "bounds of 'a' are empty"),
-    (["fit", "axon_steps", "--params", "a=1mV:5mV"], "lower bound of 'a' is in V but adex's a is in S"),
+    (["fit", "axon_steps", "--model", "adex", "--params", "a=5nS:1nS"], "bounds of 'a' are empty"),
+    (["fit", "axon_steps", "--model", "adex", "--params", "a=1mV:5mV"],
+     "lower bound of 'a' is in V but adex's a is in S"),
+    (["fit", "axon_steps", "--model", "gif_fast"], "no model 'gif_fast' in the zoo"),
     (["fit", "axon_steps", "--model", "adex", "--params", "zeta=0:1"], "adex has no parameter 'zeta' to fit"),
 ])
 def test_fit_command_bad_input_is_one_clear_line(argv, message, capsys):

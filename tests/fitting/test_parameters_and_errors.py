@@ -99,3 +99,12 @@ def test_auto_method_polishes_by_default_and_refine_zero_switches_it_off(silent)
     assert "then 50 Adam steps" in polished.settings["method"]
     assert "no gradient polishing" in plain.settings["method"]
     assert plain.history["iteration"].max() < polished.history["iteration"].max()
+
+
+def test_values_on_a_bound_are_named_with_units(adex):
+    space = ParameterSpace(adex, {"a": (0, 10 * b2.nS), "tau_w": (10e-3, 1.0), "b": (0, 200e-12)})
+    notes = space.on_bounds({"a": 4e-9, "tau_w": 0.999, "b": 1e-15})
+    assert len(notes) == 2
+    assert notes[0].startswith("tau_w = ") and "upper bound (1. s)" in notes[0]
+    assert notes[1].startswith("b = ") and "lower bound (0. A)" in notes[1]
+    assert space.on_bounds({"a": 4e-9, "tau_w": 0.1, "b": 100e-12}) == []

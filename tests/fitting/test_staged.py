@@ -86,3 +86,39 @@ def test_staged_fit_errors_name_the_stage():
         ts.fit(ts.models.get("izhikevich"), rec, method="staged")
     with pytest.raises(ts.fitting.FitError, match="give the parameters to fit"):
         ts.fit(ts.models.get("izhikevich"), rec)
+
+
+def test_staged_fit_bad_input_names_recording_sweep_and_stage():
+    rec = _brian2_recording("threshold", 3000, seed=3)
+    # always spiking: no sub-threshold stretch for stage a
+    busy = ts.datasets.Recording(rec.voltage[:2], DT, rec.current[:2], [np.arange(5e-4, 0.3, 1.5e-3)] * 2,
+                                 name="busy")
+    with pytest.raises(ts.fitting.FitError, match=r"busy: sweep 0, busy: sweep 1: only 0 sub-threshold samples"
+                                                  r".*stage a needs stretches without spikes"):
+        ts.fit(ts.models.get("gif"), busy)
+    # no stimulus
+    no_current = ts.datasets.Recording(rec.voltage, DT, None, rec.spike_times, name="no current")
+    with pytest.raises(ts.fitting.FitError, match="no current holds no injected current"):
+        ts.fit(ts.models.get("gif"), no_current)
+    # the model lacks the variables the fit drives and compares
+    with pytest.raises(ts.fitting.FitError, match="gif has no state 'u' to use as the voltage"):
+        ts.fit(ts.models.get("gif"), rec, voltage="u")
+    with pytest.raises(ts.fitting.FitError, match="gif has no parameter 'I_ext' to use as the input"):
+        ts.fit(ts.models.get("gif"), rec, input="I_ext")
+    # a voltage that does not follow the current
+    flat = ts.datasets.Recording(rec.voltage, DT, -rec.current, rec.spike_times, name="flipped")
+    with pytest.raises(ts.fitting.FitError, match="flipped: sweep 0.*stage a found no positive input resistance"):
+        ts.fit(ts.models.get("gif"), flat)
+
+
+def test_a_stage_that_fits_poorly_is_a_warning_and_in_the_report(tmp_path):
+    # the shipped fast-spiking cell over its whole stimulus: a hyperpolarising step to -100 mV (rectified),
+    # rebound and delayed firing, which a GIF cannot describe
+    rec = ts.datasets.load_bundled("fast_spiking")
+    with pytest.warns(ts.fitting.FitWarning, match="stage b: the escape noise is .* mV wide"):
+        fit = ts.fit(ts.models.get("gif_hazard"), rec, sweeps=[2, 6, 8, 10, 12, 14, 16], window=(0.1, 2.2),
+                     dt=2e-4)
+    assert any("escape noise" in w for w in fit.warnings)
+    out = ts.fitting.write_report(fit, tmp_path / "fit", crossvalidate=False, quiet=True)
+    text = out["paths"]["report"].read_text()
+    assert "## Warnings" in text and "escape noise" in text

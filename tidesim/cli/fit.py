@@ -17,7 +17,7 @@ from brian2.units import allunits as b2u
 
 import tidesim as ts
 from tidesim import models
-from tidesim.fitting.report import write_report
+from tidesim.fitting import family_of, write_report
 
 __all__ = ["add_parser", "run", "parse_quantity", "parse_params", "parse_protocol"]
 
@@ -132,10 +132,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("fit", help="fit a zoo model to a current-clamp recording (see tidesim/fit_command.py)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("file", help="a recording neo reads (.abf, .nix, ...) or a shipped one's name")
-    p.add_argument("--model", default="adex", help="zoo model (tidesim models lists them)")
+    p.add_argument("--model", default="gif_hazard",
+                   help="zoo model or variant (gif_hazard, gif_threshold, glif5, adex, ...; `tidesim models`)")
     p.add_argument("--params", default=None,
-                   help="parameters to fit: a,b,tau_w (the zoo's ranges) or a=0nS:10nS,... (default: all the "
-                        "zoo's FIT_BOUNDS)")
+                   help="parameters to fit: a,b,tau_w (the zoo's ranges) or a=0nS:10nS,... (default: a staged "
+                        "fit where the model has one, else all the zoo's FIT_BOUNDS)")
     p.add_argument("--fixed", default=None, help="parameters held at a value: EL=-65mV,DeltaT=2mV")
     p.add_argument("--protocol", default="file",
                    help="'file' (the stimulus stored in the file) or START:STOP:AMP[:CHANGE_PER_SWEEP] epochs "
@@ -147,7 +148,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--window", default=None, help="part of each sweep to fit, START:STOP in s")
     p.add_argument("--dt", default=None, help="integration step (default: the sampling interval), e.g. 0.2ms")
     p.add_argument("--loss", default="default", help="default, trace, spikes, gamma, latency, count")
-    p.add_argument("--method", default="auto", choices=["auto", "de", "adam", "lbfgs"])
+    p.add_argument("--method", default="auto", choices=["auto", "staged", "de", "adam", "lbfgs"],
+                   help="auto: staged for the families that have it (gif, mat, glif1-5, adex) when --params is "
+                        "left out, else differential evolution then gradient polishing")
     p.add_argument("--n-starts", type=int, default=64, help="starts (population size for de/auto)")
     p.add_argument("--max-iter", type=int, default=60, help="iterations (generations for de/auto)")
     p.add_argument("--seed", type=int, default=0)
@@ -169,11 +172,14 @@ def run(args) -> int:
             raise ValueError(f"--fixed: give name=value, got {item!r}")
         fixed[name.strip()] = parse_quantity(value, f"--fixed {name.strip()}")
     model = ts.models.get(args.model, **fixed)
-    params = parse_params(args.params, args.model)
+    staged = args.method == "staged" or (args.method == "auto" and args.params is None
+                                         and family_of(model) is not None)
+    params = None if staged else parse_params(args.params, args.model)
     window = _window(args.window)
     dt = float(parse_quantity(args.dt, "--dt")) if args.dt else None
     where = (f", window {window[0]:g}-{window[1]:g} s" if window else "") + (f", dt {dt * 1e3:g} ms" if dt else "")
-    print(f"fitting {model.name} ({', '.join(params)}) to {rec.name}: sweeps "
+    what = "staged: every parameter from the data" if params is None else ", ".join(params)
+    print(f"fitting {model.name} ({what}) to {rec.name}: sweeps "
           f"{train if train is not None else 'all'} of {len(rec)}{where}")
     fit = ts.fit(model, rec, params=params, sweeps=train, window=window, dt=dt, loss=args.loss, method=args.method,
                  n_starts=args.n_starts, max_iter=args.max_iter, seed=args.seed, progress=True)

@@ -29,6 +29,9 @@ def _models(args) -> int:
         print(table.to_string())
         if hasattr(mod, "PRESETS"):
             print(f"presets: {', '.join(mod.PRESETS)}")
+        named = [v for v, (family, _) in models.variants().items() if family == name]
+        if named:
+            print(f"variants: {', '.join(named)} (tidesim fit FILE --model {named[0]})")
     return 0
 
 
