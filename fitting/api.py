@@ -46,7 +46,7 @@ def fit(
     sweeps: Sequence[int] | None = None,
     fixed: Mapping[str, Any] | None = None,
     refine: int | None = None,
-    refine_lr: float = 0.01,
+    refine_lr: float | None = None,
     seed: int | None = 0,
     progress: bool = False,
     checkpoint: str | Path | None = None,
@@ -104,7 +104,8 @@ def fit(
         Integration step (s; a whole multiple of the recording's sampling interval, the data are
         averaged to it), the part of each sweep to fit (s), and which sweeps to fit.
     refine, refine_lr
-        After the search, this many Adam iterations (step ``refine_lr``) from the best point
+        After the search, this many Adam iterations (step ``refine_lr``, default 0.01; 0.001 for a staged
+        fit's stage c, whose starting point is already close) from the best point
         (default: 50 for ``method="auto"``, none otherwise; ``refine=0`` switches it off).
     checkpoint, checkpoint_every, resume
         Save the optimiser state to ``checkpoint`` every ``checkpoint_every`` iterations;
@@ -130,8 +131,8 @@ def fit(
     if method == "staged" or (method == "auto" and params is None and family_of(model) is not None):
         check_staged(model, params, input, voltage)
         return _warned(staged_fit(model, prepare(recs, dt=dt, window=window), input=input, voltage=voltage,
-                                  refine=refine or 0, lr=refine_lr, engine=engine, seed=seed, progress=progress,
-                                  settings={"window": window}))
+                                  refine=refine or 0, lr=refine_lr or 1e-3, engine=engine, seed=seed,
+                                  progress=progress, settings={"window": window}))
     if params is None:
         raise FitError(f"give the parameters to fit with their bounds, params={{name: (low, high)}}: {model.name} "
                        "has no staged fit that estimates them from the data")
@@ -174,7 +175,7 @@ def fit(
     else:
         raise FitError(f"method must be 'auto', 'adam', 'lbfgs', 'de' or 'sbi', got {method!r}")
     if refine:
-        _polish(problem, loss_fn, state, refine, refine_lr)
+        _polish(problem, loss_fn, state, refine, refine_lr or 0.01)
     elapsed = time.perf_counter() - t0
     x = space.to_physical(state.best_z)
     best = int(torch.argmin(state.best_loss))
