@@ -69,7 +69,12 @@ def qsnmc_rows(folder: Path, models: list[str], sets: list[int]) -> list[dict]:
             train = full.select([k for k, lab in enumerate(full.stimuli) if lab != held])
             test = full.select(full.trials()[held])
             t0 = time.perf_counter()
-            fit = ts.fit(ts.models.get(name), train, refine=refine)
+            try:
+                fit = ts.fit(ts.models.get(name), train, refine=refine)
+            except ts.fitting.FitError as err:  # a family that cannot describe the data says so: a table cell
+                rows.append({"data": "QSNMC 2007 A", "model": label, "held_out": held, "error": str(err)})
+                print(rows[-1], flush=True)
+                continue
             seconds = time.perf_counter() - t0
             score = fit.score_trials(test, runs=20).iloc[0]
             rows.append(
@@ -96,9 +101,14 @@ def step_rows(models: list[str]) -> list[dict]:
         for (rec_name, part), case in STEPS.items():
             rec = ts.datasets.load_bundled(rec_name)
             t0 = time.perf_counter()
-            fit = ts.fit(
-                ts.models.get(name), rec, sweeps=case["train"], window=case["window"], dt=2e-4, refine=refine
-            )
+            try:
+                fit = ts.fit(
+                    ts.models.get(name), rec, sweeps=case["train"], window=case["window"], dt=2e-4, refine=refine
+                )
+            except ts.fitting.FitError as err:
+                rows.append({"data": f"{rec_name} ({part})", "model": label, "error": str(err)})
+                print(rows[-1], flush=True)
+                continue
             seconds = time.perf_counter() - t0
             score = fit.score(rec.select(case["test"]), window=case["window"])
             spiking = score[score.spikes_data > 0]
@@ -157,7 +167,14 @@ def _qsnmc_lines(qsnmc: pd.DataFrame, sets: list[int]) -> list[str]:
     ]
     for label, g in qsnmc.groupby("model", sort=False):
         r = g[g.reliability_2ms >= 0.5]
-        per = ", ".join(f"{h[-2:]}: {v:.2f}" for h, v in zip(g.held_out, g.gamma_normalized_2ms))
+        failed = g.error.notna() if "error" in g else pd.Series(False, index=g.index)
+        per = ", ".join(
+            f"{h[-2:]}: " + ("fit failed" if bad else f"{v:.2f}")
+            for h, v, bad in zip(g.held_out, g.gamma_normalized_2ms, failed)
+        )
+        if failed.all():
+            lines.append(f"| {label} | fit failed: {_reason(g.error.iloc[0])} | | | | | |")
+            continue
         lines.append(
             f"| {label} | **{r.gamma_normalized_2ms.mean():.2f}** | {per} | {r.md_star.mean():.2f} | "
             f"{r.psth_ev.mean():.2f} | {r.spikes_model.sum() / r.spikes_data.sum():.2f} | "
@@ -194,12 +211,22 @@ def _step_lines(steps: pd.DataFrame) -> list[str]:
     ]
     for label, g in steps.groupby("model", sort=False):
         by = {row.data: row for row in g.itertuples()}
-        cells = [
-            f"{by[p].count_error:.1f} / {by[p].gamma_4ms:.2f} / {by[p].above_poisson_p95:.1f}" if p in by else ""
-            for p in parts
-        ]
+        cells = [_step_cell(by.get(p)) for p in parts]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return lines + [""]
+
+
+def _reason(error: str) -> str:
+    """The stage and what went wrong, without the sweep list."""
+    return error[max(error.find("stage"), 0) :].split(";")[0].split(" (")[0]
+
+
+def _step_cell(row) -> str:
+    if row is None:
+        return ""
+    if isinstance(getattr(row, "error", None), str):
+        return "fit failed: " + _reason(row.error)
+    return f"{row.count_error:.1f} / {row.gamma_4ms:.2f} / {row.above_poisson_p95:.1f}"
 
 
 def _markdown(qsnmc: pd.DataFrame, steps: pd.DataFrame, timing: pd.DataFrame, sets: list[int]) -> str:

@@ -16,7 +16,7 @@ import pandas as pd
 
 from tidesim.core.units import fmt, unit_name
 
-__all__ = ["parameter_table", "write_report"]
+__all__ = ["parameter_table", "write_report", "timing_summary"]
 
 
 def parameter_table(fit) -> pd.DataFrame:
@@ -171,3 +171,25 @@ def _markdown(fit, params, train, test, report) -> str:
         lines += ["## Brian2 cross-validation", "", "```", str(report), "```", ""]
     return "\n".join(lines)
 
+
+def timing_summary(table: pd.DataFrame) -> str:
+    """Held-out spike timing in words: per spiking sweep of a :meth:`FitResult.score` table (with its
+    Poisson baseline), the coincidence factor beside the 95th percentile of rate-matched Poisson trains,
+    and what that shows."""
+    spiking = table[table.spikes_data > 0]
+    if not len(spiking):
+        return "No held-out sweep has spikes: spike timing cannot be judged."
+    lines = ["held-out spike timing (coincidence factor, 4 ms, vs rate-matched Poisson trains):"]
+    above = spiking.gamma > spiking.gamma_poisson_p95
+    for row, ok in zip(spiking.itertuples(), above):
+        lines.append(f"  {row.sweep}: {row.spikes_data} spike{'s' if row.spikes_data != 1 else ''} recorded, "
+                     f"{row.spikes_model} predicted; "
+                     f"gamma {row.gamma:.2f} vs Poisson 95th percentile {row.gamma_poisson_p95:.2f} -> "
+                     f"{'better than chance' if ok else 'not distinguishable from chance'}")
+    n, k = len(spiking), int(above.sum())
+    count = float(np.mean(np.abs(table.spikes_model - table.spikes_data)))
+    lines.append(f"The model predicts the spike times of {k} of {n} held-out sweeps better than rate-matched "
+                 f"Poisson trains would by chance (95th percentile); its spike counts are off by {count:.1f} "
+                 "spikes per sweep on average."
+                 + ("" if k == n else " On the others its spike times are no better than chance."))
+    return "\n".join(lines)

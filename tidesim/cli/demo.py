@@ -21,13 +21,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
 import tidesim as ts
-from tidesim.fitting.report import write_report
+from tidesim.fitting.report import timing_summary, write_report
 
-__all__ = ["run_demo", "DEMO", "timing_verdict"]
+__all__ = ["run_demo", "DEMO"]
 
 #: What the demo fits: the file, training and held-out sweeps (the file's numbering), the part of
 #: each 3 s sweep (s) and the integration step (s).
@@ -54,28 +51,6 @@ def run_demo(out: str | Path = "tidesim-demo", target: str = "auto", **overrides
           f"{cfg['window'][0]:g}-{cfg['window'][1]:g} s, dt {cfg['dt'] * 1e3:g} ms; held out: {cfg['test']}")
     fit = ts.fit(model, rec, sweeps=cfg["train"], window=cfg["window"], dt=cfg["dt"], seed=cfg["seed"])
     result = write_report(fit, out, test=rec.select(cfg["test"]), window=cfg["window"], target=target)
-    print("\n" + timing_verdict(result["test"]))
+    print("\n" + timing_summary(result["test"]))
     result["fit"] = fit
     return result
-
-
-def timing_verdict(table: pd.DataFrame) -> str:
-    """Held-out spike timing in words: per spiking sweep, the coincidence factor beside the 95th percentile
-    of rate-matched Poisson trains, and what that shows."""
-    spiking = table[table.spikes_data > 0]
-    if not len(spiking):
-        return "No held-out sweep has spikes: spike timing cannot be judged."
-    lines = ["held-out spike timing (coincidence factor, 4 ms, vs rate-matched Poisson trains):"]
-    above = spiking.gamma > spiking.gamma_poisson_p95
-    for row, ok in zip(spiking.itertuples(), above):
-        lines.append(f"  {row.sweep}: {row.spikes_data} spike{'s' if row.spikes_data != 1 else ''} recorded, "
-                     f"{row.spikes_model} predicted; "
-                     f"gamma {row.gamma:.2f} vs Poisson 95th percentile {row.gamma_poisson_p95:.2f} -> "
-                     f"{'better than chance' if ok else 'not distinguishable from chance'}")
-    n, k = len(spiking), int(above.sum())
-    count = float(np.mean(np.abs(table.spikes_model - table.spikes_data)))
-    lines.append(f"The model predicts the spike times of {k} of {n} held-out sweeps better than rate-matched "
-                 f"Poisson trains would by chance (95th percentile); its spike counts are off by {count:.1f} "
-                 "spikes per sweep on average."
-                 + ("" if k == n else " Where it is not better than chance, only the firing rate is predicted."))
-    return "\n".join(lines)
