@@ -122,7 +122,9 @@ class FitResult:
         ``spikes_data``, ``spikes_model``, ``gamma`` (coincidence factor within ``delta`` s),
         ``rmse`` (V, windows around spikes left out), ``van_rossum`` (tau 10 ms) and, with
         ``baseline``, ``gamma_poisson``/``gamma_poisson_p95``: what rate-matched Poisson trains
-        score (:func:`~tidesim.fitting.poisson_baseline`)."""
+        score (:func:`~tidesim.fitting.poisson_baseline`). Where sweeps repeat a stimulus, also its
+        ``stimulus`` and that stimulus's ``reliability_2ms``, ``gamma_normalized_2ms``, ``md_star`` and
+        ``psth_ev`` (:meth:`score_trials`)."""
         data = self._data(rec, window)
         out = self._simulate(data)
         res = out.result
@@ -145,6 +147,11 @@ class FitResult:
             base = poisson_baseline(data, delta=delta, n_draws=100)
             table["gamma_poisson"] = base["gamma_poisson"].to_numpy()
             table["gamma_poisson_p95"] = base["gamma_poisson_p95"].to_numpy()
+        if any(len(v) > 1 for v in data.trials().values()):  # repeated trials: the field's measures too
+            table["stimulus"] = data.stimuli
+            trials = self.score_trials(rec, window)[["stimulus", "reliability_2ms", "gamma_normalized_2ms",
+                                                     "md_star", "psth_ev"]]
+            table = table.merge(trials, on="stimulus", how="left")
         return table
 
     def score_trials(self, rec=None, window: tuple[float, float] | None = None, runs: int = 20,

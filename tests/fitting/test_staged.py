@@ -122,3 +122,27 @@ def test_a_stage_that_fits_poorly_is_a_warning_and_in_the_report(tmp_path):
     out = ts.fitting.write_report(fit, tmp_path / "fit", crossvalidate=False, quiet=True)
     text = out["paths"]["report"].read_text()
     assert "## Warnings" in text and "escape noise" in text
+
+
+def test_repeated_trials_score_a_fitted_escape_noise_gif_near_the_cells_own_reliability():
+    # frozen noise made by Brian2: one current, four repeats of the escape-noise GIF (fresh noise each)
+    n = 30000
+    current = _ou(np.random.default_rng(7), n, 0.18e-9, 0.15e-9)
+    truth = ts.models.get("gif", T_ref=TRUTH["T_ref"])
+    res = ts.simulate(truth, n * DT, n=4, dt=DT, inputs={"I": torch.tensor(np.tile(current[:, None], (1, 4)))},
+                      backend="brian2", target="numpy", record=["v"], seed=11)
+    frozen = ts.datasets.Recording(res["v"].T.contiguous(), DT, torch.tensor(np.tile(current, (4, 1))),
+                                   [np.asarray(s) + DT for s in res.spike_trains], name="frozen").group_repeats()
+    assert frozen.stimuli == [frozen.stimuli[0]] * 4
+    fit = ts.fit(ts.models.get("gif"), _brian2_recording("escape", 30000, seed=5))
+    trials = fit.score_trials(frozen, runs=20)
+    row = trials.iloc[0]
+    assert row.repeats == 4
+    assert 0.2 < row.reliability_2ms < 0.95  # escape noise: repeats differ, but far from chance
+    # the fitted model predicts the cell about as well as the cell predicts itself
+    assert 0.8 < row.gamma_normalized_2ms < 1.2, trials
+    assert abs(row.spikes_model - row.spikes_data) < 0.1 * row.spikes_data
+    # fit.score reports the same measures beside each repeat
+    table = fit.score(frozen)
+    assert list(table.stimulus) == frozen.stimuli
+    assert np.allclose(table.reliability_2ms, row.reliability_2ms)
