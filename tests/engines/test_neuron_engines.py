@@ -37,6 +37,9 @@ def test_forward_identical(name, options):
     assert torch.equal(a.spikes, b.spikes) and a.spikes.sum() > 3
     for name_ in record:
         scale = a[name_].abs().max()
+        if scale == 0:  # a state its default parameters leave at 0 (gif's theta_v with a_v = 0)
+            assert torch.equal(b[name_], a[name_]), name_
+            continue
         assert ((a[name_] - b[name_]).abs().max() / scale) < 1e-11, name_
 
 
