@@ -175,6 +175,13 @@ def _qsnmc_lines(qsnmc: pd.DataFrame, sets: list[int]) -> list[str]:
         if failed.all():
             lines.append(f"| {label} | fit failed: {_reason(g.error.iloc[0])} | | | | | |")
             continue
+        lost = int((failed & (g.held_out.isin(reliable.held_out) | g.reliability_2ms.isna())).sum())
+        if lost:  # a mean over the sets that happened to fit would flatter the model
+            lines.append(
+                f"| {label} | fit failed on {int(failed.sum())} of {len(g)} sets "
+                f"({_reason(g.error[failed].iloc[0])}) | {per} | | | | |"
+            )
+            continue
         lines.append(
             f"| {label} | **{r.gamma_normalized_2ms.mean():.2f}** | {per} | {r.md_star.mean():.2f} | "
             f"{r.psth_ev.mean():.2f} | {r.spikes_model.sum() / r.spikes_data.sum():.2f} | "

@@ -1,7 +1,5 @@
 """The README's main job: `tidesim demo` fits a GIF (staged) to the shipped real recording."""
 
-from pathlib import Path
-
 import neo
 import numpy as np
 import pandas as pd
@@ -10,7 +8,7 @@ import tidesim as ts
 from tidesim.cli.demo import DEMO
 from tidesim.fitting import FitResult
 
-ABF = Path(ts.__file__).resolve().parent.parent / "datasets" / "data" / "171116sh_0018.abf"
+ABF = ts.datasets.bundled_path("regular_spiking")  # 171116sh_0018.abf, wherever the package is installed
 
 
 def _upward_zero_crossings(sweeps: list[int], window: tuple[float, float]) -> list[int]:

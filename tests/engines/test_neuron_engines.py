@@ -45,7 +45,8 @@ def test_forward_identical(name, options):
 
 @pytest.mark.parametrize("name, param", [("lif", "tau_m"), ("adex", "b"), ("adex", "VT"),
                                          ("izhikevich", "d"), ("hodgkin_huxley", "g_K"), ("mat", "alpha_1"),
-                                         ("glif", "theta_inf")])
+                                         ("glif", "theta_inf"), ("gif_hazard", "DV"),
+                                         ("gif_threshold", "a_gamma_1")])
 @pytest.mark.parametrize("options", [{}, {"checkpoint": 37}, {"tbptt": 25}, {"detach_reset": False}])
 def test_adjoint_gradients_equal_autograd(name, param, options):
     model = ts.models.get(name)

@@ -45,6 +45,23 @@ class _DExprel(sympy.Function):
 
 _DExprel.__name__ = "dexprel"
 
+class _Clip(sympy.Function):
+    """clip(x, low, high), with its derivative (1 inside the range, 0 outside) for the adjoint kernel."""
+
+    nargs = 3
+
+    def fdiff(self, argindex=1):
+        x, low, high = self.args
+        inside = sympy.And(x > low, x < high)
+        if argindex == 1:
+            return sympy.Piecewise((1.0, inside), (0.0, True))
+        if argindex == 2:
+            return sympy.Piecewise((1.0, x <= low), (0.0, True))
+        return sympy.Piecewise((1.0, x >= high), (0.0, True))
+
+
+_Clip.__name__ = "clip"
+
 _ZERO_DERIVATIVE = ("int_", "floor", "ceiling", "sign")
 _C_FUNCTIONS = {
     "exp": "exp", "log": "log", "log10": "log10", "expm1": "expm1", "log1p": "log1p", "sin": "sin",
@@ -106,8 +123,10 @@ class CPrinter(NumberPrinting, C99CodePrinter):
 
 
 def _prepare(expr: sympy.Expr) -> sympy.Expr:
-    return expr.replace(lambda e: getattr(e.func, "__name__", "") == "exprel" and e.func is not _Exprel,
+    expr = expr.replace(lambda e: getattr(e.func, "__name__", "") == "exprel" and e.func is not _Exprel,
                         lambda e: _Exprel(e.args[0]))
+    return expr.replace(lambda e: getattr(e.func, "__name__", "") == "clip" and e.func is not _Clip,
+                        lambda e: _Clip(*e.args))
 
 
 def _diff(expr: sympy.Expr, sym: sympy.Symbol) -> sympy.Expr:
