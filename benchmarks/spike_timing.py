@@ -249,7 +249,7 @@ def _markdown(qsnmc: pd.DataFrame, steps: pd.DataFrame, timing: pd.DataFrame, se
         lines += _step_lines(steps)
     if len(timing):
         cells = ", ".join(
-            f"{r.model}{' + c (' + str(r.refine) + ' steps)' if r.refine else ''} {r.seconds:.1f} s"
+            f"{r.model}{' + c (' + str(int(r.refine)) + ' steps)' if r.refine else ''} {r.seconds:.1f} s"
             for r in timing.itertuples()
         )
         lines += [
@@ -286,7 +286,7 @@ def main() -> None:
     parser.add_argument(
         "--parts",
         default="steps,timing,qsnmc",
-        help="which parts to run; the others are read back from benchmarks/out/spike_timing.csv",
+        help="which parts to run (for --models); the rest is read back from benchmarks/out/spike_timing.csv",
     )
     parser.add_argument("--no-write", action="store_true", help="print, do not touch RESULTS.md")
     args = parser.parse_args()
@@ -297,14 +297,29 @@ def main() -> None:
     have = folder.is_dir()
     parts = set(args.parts.split(","))
     csv = HERE / "out" / "spike_timing.csv"
-    old = pd.read_csv(csv) if parts != {"steps", "timing", "qsnmc"} and csv.exists() else pd.DataFrame()
-    kept = {
-        part: old[old.part == part].dropna(axis=1, how="all") if "part" in old else pd.DataFrame()
-        for part in ("steps", "timing", "qsnmc")
-    }
-    steps = pd.DataFrame([] if args.fast else step_rows(models)) if "steps" in parts else kept["steps"]
-    timing = pd.DataFrame(timing_rows(folder) if have else []) if "timing" in parts else kept["timing"]
-    qsnmc = pd.DataFrame(qsnmc_rows(folder, models, sets) if have else []) if "qsnmc" in parts else kept["qsnmc"]
+    old = (
+        pd.read_csv(csv)
+        if csv.exists() and (parts != {"steps", "timing", "qsnmc"} or models != MODELS)
+        else pd.DataFrame()
+    )
+    labels = [label for label, _, _ in _variants(models)]
+
+    def merged(part: str, run) -> pd.DataFrame:
+        """This part's rows: rerun for the models asked (if the part is asked), the others read back."""
+        before = old[old.part == part].dropna(axis=1, how="all") if "part" in old else pd.DataFrame()
+        if part not in parts:
+            return before
+        fresh = pd.DataFrame(run())
+        if part == "timing" or "model" not in before:
+            return fresh
+        rest = before[~before.model.isin(labels)]
+        order = [label for label, _, _ in _variants(MODELS)]
+        out = pd.concat([rest, fresh], ignore_index=True)
+        return out.sort_values("model", key=lambda m: m.map(order.index), kind="stable").reset_index(drop=True)
+
+    steps = merged("steps", lambda: [] if args.fast else step_rows(models))
+    timing = merged("timing", lambda: timing_rows(folder) if have else [])
+    qsnmc = merged("qsnmc", lambda: qsnmc_rows(folder, models, sets) if have else [])
     csv.parent.mkdir(exist_ok=True)
     pd.concat([qsnmc.assign(part="qsnmc"), steps.assign(part="steps"), timing.assign(part="timing")]).to_csv(
         csv, index=False

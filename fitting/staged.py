@@ -22,7 +22,7 @@ how well.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -133,7 +133,10 @@ FAMILIES: dict[str, Family] = {
                     lambda m: _taus(m, [f"tau_gamma_{k}" for k in range(1, 6)]), _gif_params, level,
                     extra=_gif_extra)
        for name, level in (("gif", None), ("gif_hazard", None), ("gif_threshold", "VT_star"))},
-    "mat": Family(lambda m: (), lambda m: _taus(m, ["tau_1", "tau_2"]), _mat_params, "omega", reset=False),
+    # MAT's membrane runs through spikes; stage a regresses the GIF's spike-triggered kernels too, as nuisance
+    # terms for the recorded after-potentials, so that they do not bias R and tau_m
+    "mat": Family(lambda m: tuple(t * 1e-3 for t in (3, 10, 30, 100, 300)), lambda m: _taus(m, ["tau_1", "tau_2"]),
+                  _mat_params, "omega", reset=False),
     "adex": Family(lambda m: _taus(m, ["tau_w"]), lambda m: (), _adex_params, "VT"),
     "adex_threshold": Family(lambda m: _taus(m, ["tau_w"]), lambda m: _taus(m, ["tau_VT"]), _adex_params,
                              "VT_rest"),
@@ -238,6 +241,9 @@ def run_stages(model, data: FitData, t_ref: float | None = None, electrode: Sequ
     sub = fit_subthreshold(data, eta_taus=fam.eta_taus(model), t_ref=t_ref, electrode=electrode, lags=lags,
                            rest=rests, reset=fam.reset)
     t1 = time.perf_counter()
+    if not fam.reset:  # MAT: the spike-triggered kernels only absorbed the recorded spikes' after-potentials;
+        # its model voltage has none, so the threshold is fitted to the voltage without them
+        sub = replace(sub, a_eta=np.zeros_like(sub.a_eta))
     voltages = model_voltage(data, sub, pre_reset=True, reset=fam.reset, rest=rests)
     lam0 = float(model.parameters.get("lambda0", 1000.0))
     # the voltage-dependent threshold follows the voltage as the model runs it: reset, frozen while refractory

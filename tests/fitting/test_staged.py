@@ -146,3 +146,22 @@ def test_repeated_trials_score_a_fitted_escape_noise_gif_near_the_cells_own_reli
     table = fit.score(frozen)
     assert list(table.stimulus) == frozen.stimuli
     assert np.allclose(table.reliability_2ms, row.reliability_2ms)
+
+
+def test_staged_mat_recovers_a_brian2_mat_and_predicts_a_held_out_sweep():
+    rng = np.random.default_rng(4)
+    n = 30000
+    current = np.stack([_ou(rng, n, m, s) for m, s in ((0.3e-9, 0.3e-9), (0.4e-9, 0.25e-9), (0.25e-9, 0.35e-9),
+                                                        (0.35e-9, 0.3e-9))], 1)
+    truth = ts.models.get("mat")
+    res = ts.simulate(truth, n * DT, n=4, dt=DT, inputs={"I": torch.tensor(current)}, backend="brian2",
+                      target="numpy", record=["v"])
+    rec = ts.datasets.Recording(res["v"].T.contiguous(), DT, torch.tensor(current.T.copy()),
+                                [np.asarray(s) + DT for s in res.spike_trains], name="brian2 mat")
+    fit = ts.fit(ts.models.get("mat"), rec.select([0, 1, 2]))
+    # the membrane runs through spikes without after-potentials: the nuisance kernels find none
+    assert fit.best_params["R"] == pytest.approx(50e6, rel=0.01)
+    assert fit.best_params["tau_m"] == pytest.approx(5e-3, rel=0.01)
+    held_out = fit.score(rec.select([3]), baseline=False)
+    assert held_out["gamma"].iloc[0] > 0.7, held_out
+    assert abs(held_out.spikes_model.iloc[0] - held_out.spikes_data.iloc[0]) <= 0.1 * held_out.spikes_data.iloc[0]
