@@ -261,8 +261,10 @@ def _jsonable(x):
         return {str(k): _jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
         return [_jsonable(v) for v in x]
-    if isinstance(x, (np.floating, np.integer)):
+    if isinstance(x, (np.floating, np.integer, np.bool_)):
         return x.item()
+    if isinstance(x, np.ndarray):
+        return _jsonable(x.tolist())
     if isinstance(x, (str, int, float, bool)) or x is None:
         return x
     return repr(x)

@@ -15,7 +15,7 @@ from tidesim.fitting.losses import SpikeCount, VanRossum
 from tidesim.fitting.optimise import gradient_fit
 from tidesim.fitting.parameters import ParameterSpace
 from tidesim.fitting.problem import Problem, check_io
-from tidesim.fitting.result import FitResult
+from tidesim.fitting.result import FitResult, _jsonable
 from tidesim.fitting.staged import _delta_for, _score, bounds_around, family_of, run_stages, threshold_level
 
 __all__ = ["staged_fit"]
@@ -83,18 +83,6 @@ def _refine(model, problem: Problem, est, names, steps: int, lr: float, delta: f
         x = torch.tensor([[est.params[n] for n in names]], dtype=torch.float64)
         return x, error, state.history
     return x, new_error, state.history
-
-
-def _jsonable(x):
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, (np.floating, np.integer)):
-        return x.item()
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    return x
 
 
 def check_staged(model, params, input: str = "I", voltage: str = "v") -> None:
