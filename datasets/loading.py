@@ -43,11 +43,22 @@ class ProtocolError(TidesimError, ValueError):
 _STIMULUS_NAMES = ("current", "i", "i_inj", "iinj", "stimulus", "command", "cmd", "cmd 0")
 
 
-def _read_file(path: Path):
+#: neo readers that unpickle the file: loading one can run any code the file carries.
+_PICKLING = {"PickleIO"}
+
+
+def _read_file(path: Path, allow_pickle: bool = False):
     if not path.exists():
         raise FileNotFoundError(f"no such recording file: {path}")
     ext = path.suffix.lower().lstrip(".")
     candidates = [io for io in neo.io.iolist if ext in [e.lower() for e in io.extensions]]
+    if not allow_pickle and any(io.__name__ in _PICKLING for io in candidates):
+        candidates = [io for io in candidates if io.__name__ not in _PICKLING]
+        if not candidates:
+            raise RecordingFormatError(
+                f"{path.name}: '.{ext}' files are Python pickles, and unpickling a file runs any code it carries; "
+                "tidesim refuses them. Save the data as NIX (ts.datasets.save(rec, 'x.nix')) where you made it, "
+                "or pass allow_pickle=True if you made this file yourself")
     if not candidates:
         known = sorted({e for io in neo.io.iolist for e in io.extensions})
         raise RecordingFormatError(
@@ -64,11 +75,11 @@ def _read_file(path: Path):
                                + "\n  ".join(errors))
 
 
-def _segments(source) -> tuple[list, Any, dict, str]:
+def _segments(source, allow_pickle: bool = False) -> tuple[list, Any, dict, str]:
     """(segments, io or None, block annotations, name) from a path, Block, Segment or list."""
     if isinstance(source, (str, Path)):
         path = Path(source)
-        io, blocks = _read_file(path)
+        io, blocks = _read_file(path, allow_pickle)
         segs = [s for b in blocks for s in b.segments]
         ann = {**blocks[0].annotations, "source": str(path), "file_origin": path.name}
         return segs, io, ann, blocks[0].name or path.stem
@@ -79,7 +90,7 @@ def _segments(source) -> tuple[list, Any, dict, str]:
     if isinstance(source, (list, tuple)):
         segs, ann, name = [], {}, "recording"
         for item in source:
-            s, _, a, n = _segments(item)
+            s, _, a, n = _segments(item, allow_pickle)
             segs += s
             ann = ann or a
             name = n if name == "recording" else name
@@ -205,6 +216,7 @@ def load(
     rearm: float | None = -0.01,
     refractory: float = 0.5e-3,
     name: str | None = None,
+    allow_pickle: bool = False,
 ) -> Recording | SpikeData:
     """Load a recording: a path to any file neo reads, a neo Block or Segment, or a list of them.
 
@@ -222,6 +234,9 @@ def load(
         Spike detection on the voltage when the file has no spike trains: an upward crossing of
         ``spike_threshold`` (V) counts if the voltage fell below ``rearm`` (V) since the last spike
         and at least ``refractory`` (s) has passed.
+    allow_pickle
+        Read Python pickle files (neo's ``.pkl``). Unpickling runs any code a file carries, so they
+        are refused unless you pass ``True`` for a file you made yourself.
 
     Returns
     -------
@@ -232,7 +247,7 @@ def load(
     """
     if isinstance(source, (str, Path)) and Path(source).suffix.lower() == ".mat":
         return read_spike_times_mat(source, name=name)
-    segs, io, ann, default_name = _segments(source)
+    segs, io, ann, default_name = _segments(source, allow_pickle)
     where = f"'{default_name}'"
     if not segs:
         raise RecordingFormatError(f"{where} holds no segments (sweeps)")

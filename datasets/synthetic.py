@@ -10,6 +10,7 @@ import numpy as np
 import quantities as pq
 import torch
 
+from tidesim.core.files import atomic_write, check_new
 from tidesim.core.result import dims_to_quantities
 from tidesim.datasets.loading import _steps_to_current
 from tidesim.datasets.recording import Recording
@@ -105,15 +106,20 @@ def _result_block(res):
     return block
 
 
-def save(obj, path) -> None:
-    """Write a Recording, SpikeData or SimulationResult to a file neo writes (NIX: ``.nix``, ``.h5``)."""
+def save(obj, path, overwrite: bool = False) -> None:
+    """Write a Recording, SpikeData or SimulationResult to a file neo writes (NIX: ``.nix``, ``.h5``).
 
-
+    The file is written beside ``path`` and moved onto it when complete; an existing file is
+    replaced only with ``overwrite=True``."""
     path = Path(path)
-    block = _result_block(obj) if hasattr(obj, "spike_trains") and hasattr(obj, "model") else obj.to_neo()
     if path.suffix.lower() not in (".nix", ".h5"):
         raise ValueError(f"save writes NIX files (.nix); got '{path.suffix}'")
-    if path.exists():
-        path.unlink()
-    with neo.io.NixIO(str(path), mode="ow") as io:
-        io.write_block(block)
+    check_new([path], overwrite, "saving the recording")
+    block = _result_block(obj) if hasattr(obj, "spike_trains") and hasattr(obj, "model") else obj.to_neo()
+
+    def write(tmp: Path) -> None:
+        tmp.unlink()  # NixIO creates its own file
+        with neo.io.NixIO(str(tmp), mode="ow") as io:
+            io.write_block(block)
+
+    atomic_write(path, write)

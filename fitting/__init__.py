@@ -23,7 +23,7 @@ from tidesim.fitting.losses import (
 )
 from tidesim.fitting.many import fit_many
 from tidesim.fitting.parameters import ParameterSpace
-from tidesim.fitting.report import parameter_table, timing_summary, write_report
+from tidesim.fitting.report import check_report_folder, parameter_table, timing_summary, write_report
 from tidesim.fitting.result import FitResult
 from tidesim.fitting.staged import FAMILIES, family_of
 
@@ -31,4 +31,4 @@ __all__ = ["fit", "fit_many", "FitResult", "FitData", "prepare", "ParameterSpace
            "TraceMSE", "VanRossum", "SpikeCount", "FirstSpikeLatency", "GammaFactor", "Feature", "UserLoss",
            "default_loss",
            "FitError", "BoundsError", "FitDiverged", "FitWarning", "poisson_baseline", "parameter_table",
-           "write_report", "timing_summary", "FAMILIES", "family_of"]
+           "write_report", "check_report_folder", "timing_summary", "FAMILIES", "family_of"]

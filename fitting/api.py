@@ -10,16 +10,17 @@ from typing import Any, Callable, Mapping, Sequence
 import pandas as pd
 import torch
 
+from tidesim.core.files import check_new, check_writable_dir
 from tidesim.core.synapses import SynapseModel
 from tidesim.fitting.data import prepare
 from tidesim.fitting.errors import FitError, FitWarning
-from tidesim.fitting.losses import Sum, TraceMSE, as_loss
-from tidesim.fitting.optimise import evolution_fit, gradient_fit, load_state
+from tidesim.fitting.losses import as_loss
 from tidesim.fitting.parameters import ParameterSpace
 from tidesim.fitting.plasticity import fit_rule
 from tidesim.fitting.problem import Problem
 from tidesim.fitting.result import FitResult
 from tidesim.fitting.sbi_training import sbi_fit
+from tidesim.fitting.search import search
 from tidesim.fitting.staged import family_of
 from tidesim.fitting.staged_api import check_staged, staged_fit
 
@@ -108,9 +109,13 @@ def fit(
         fit's stage c, whose starting point is already close) from the best point
         (default: 50 for ``method="auto"``, none otherwise; ``refine=0`` switches it off).
     checkpoint, checkpoint_every, resume
-        Save the optimiser state to ``checkpoint`` every ``checkpoint_every`` iterations;
-        ``resume=path`` goes on from such a file (same arguments otherwise) and ends where an
-        uninterrupted fit would.
+        Save the optimiser state to the file ``checkpoint`` every ``checkpoint_every`` iterations
+        (generations for ``"de"``/``"auto"``), atomically; ``resume=path`` goes on from such a file and
+        ends where an uninterrupted fit would. A checkpoint carries the fit's fingerprint (model,
+        parameters and bounds, data, loss, method, seed, settings, tidesim version): another fit's
+        checkpoint is refused with what differs, and an existing checkpoint is never overwritten
+        by a fit that does not resume it. Checkpoint files hold tensors and numbers only and are read
+        with ``torch.load(weights_only=True)``. Staged and sbi fits do not checkpoint.
     n_simulations, n_samples, sbi_options
         ``method="sbi"``: posterior inference by neural posterior estimation (:mod:`tidesim.fitting.sbi`):
         ``n_simulations`` prior draws simulated on the recordings' protocol train the estimator, then
@@ -128,7 +133,9 @@ def fit(
     recs = recordings if isinstance(recordings, (list, tuple)) else [recordings]
     if sweeps is not None:
         recs = [r.select(sweeps) for r in recs]
-    if method == "staged" or (method == "auto" and params is None and family_of(model) is not None):
+    staged = method == "staged" or (method == "auto" and params is None and family_of(model) is not None)
+    _check_checkpointing(checkpoint, resume, "staged" if staged else method)
+    if staged:
         check_staged(model, params, input, voltage)
         return _warned(staged_fit(model, prepare(recs, dt=dt, window=window), input=input, voltage=voltage,
                                   refine=refine or 0, lr=refine_lr or 1e-3, engine=engine, seed=seed,
@@ -151,31 +158,10 @@ def fit(
                        f"({', '.join(data.names)}) hold no spikes; use loss='trace' or add spiking sweeps")
     problem = Problem(model, data, space, input=input, voltage=voltage, engine=engine, surrogate=surrogate)
     t0 = time.perf_counter()
-    label = method
-    if method == "auto":  # global search, then gradient polishing of the sub-threshold trace
-        method, refine = "de", 50 if refine is None else refine
-        label = ("auto (differential evolution, then "
-                 + (f"{refine} Adam steps on the trace)" if refine else "no gradient polishing)"))
-    if method == "de":
-        state = evolution_fit(problem, loss_fn, popsize=n_starts, max_iter=max_iter, seed=seed, progress=progress,
-                              callback=callback)
-    elif method in ("adam", "lbfgs"):
-        resumed = None
-        if resume is not None:
-            if not Path(resume).exists():
-                raise FitError(f"no checkpoint to resume from at {resume}")
-            resumed = load_state(resume)
-            if resumed.z.shape != (n_starts, len(space)):
-                raise FitError(f"checkpoint {resume} holds {resumed.z.shape[0]} starts x {resumed.z.shape[1]} "
-                               f"parameters; this fit has {n_starts} x {len(space)}")
-        z0 = space.to_free(space.starts(n_starts, seed=seed, method=starts))
-        state = gradient_fit(problem, loss_fn, z0, optimizer=method, lr=lr, max_iter=max_iter, patience=patience,
-                             tol=tol, schedule=schedule, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
-                             resume=resumed, progress=progress, callback=callback)
-    else:
-        raise FitError(f"method must be 'auto', 'adam', 'lbfgs', 'de' or 'sbi', got {method!r}")
-    if refine:
-        _polish(problem, loss_fn, state, refine, refine_lr or 0.01)
+    state, label = search(problem, loss_fn, method, n_starts=n_starts, starts=starts, max_iter=max_iter, lr=lr,
+                          patience=patience, tol=tol, schedule=schedule, seed=seed, refine=refine,
+                          refine_lr=refine_lr, progress=progress, callback=callback, checkpoint=checkpoint,
+                          checkpoint_every=checkpoint_every, resume=resume)
     elapsed = time.perf_counter() - t0
     x = space.to_physical(state.best_z)
     best = int(torch.argmin(state.best_loss))
@@ -192,28 +178,20 @@ def fit(
                              pd.DataFrame(state.history), settings, data=data))
 
 
+def _check_checkpointing(checkpoint, resume, method: str) -> None:
+    """Refuse at once what would lose work: a method that cannot checkpoint, or a new fit over a checkpoint."""
+    if (checkpoint is not None or resume is not None) and method in ("staged", "sbi"):
+        raise FitError(f"method={method!r} does not write or resume checkpoints (checkpoint=/resume= work with "
+                       "'auto', 'de', 'adam' and 'lbfgs'); leave them out")
+    if checkpoint is not None:
+        if resume is None or Path(resume).resolve() != Path(checkpoint).resolve():
+            check_new([checkpoint], False, "the fit's checkpoint", f"pass resume={str(checkpoint)!r} to go on "
+                      "from it, or delete the file to start over")
+        check_writable_dir(Path(checkpoint).parent, "the checkpoint's folder")
+
+
 def _warned(result: FitResult) -> FitResult:
     """Say what the fit itself flagged (a value on its bound, a stage that explains the data poorly)."""
     for message in result.warnings:
         warnings.warn(f"{result.base_model.name}: {message}", FitWarning, stacklevel=3)
     return result
-
-
-
-
-def _polish(problem: Problem, loss_fn, state, steps: int, lr: float) -> None:
-    """Adam from the best point on the loss's smooth part (the masked trace, whose gradient is
-    exact while the spike pattern holds); kept only where the full loss improves."""
-    terms = [(w, t) for w, t in loss_fn.terms() if isinstance(t, TraceMSE)]
-    smooth = Sum(terms) if terms else loss_fn
-    best = int(torch.argmin(state.best_loss))
-    polished = gradient_fit(problem, smooth, state.best_z[best:best + 1].clone(), optimizer="adam", lr=lr,
-                            max_iter=steps, patience=steps, tol=0.0, schedule="cosine")
-    with torch.no_grad():
-        full = loss_fn(problem.simulate(problem.space.to_physical(polished.best_z)), problem.data)[0]
-    if torch.isfinite(full) and full < state.best_loss[best]:
-        state.best_loss[best] = full
-        state.best_z[best] = polished.best_z[0]
-        x = problem.space.to_physical(polished.best_z)[0]
-        state.history.append({"iteration": state.iteration + 1, "start": best, "loss": float(full),
-                              **problem.space.as_dict(x)})

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -17,7 +16,7 @@ from scipy.optimize import differential_evolution
 from tqdm.auto import tqdm
 
 from tidesim.core.errors import NumericalInstabilityError
-from tidesim.fitting.errors import FitDiverged
+from tidesim.fitting.errors import FitDiverged, FitError
 from tidesim.fitting.losses import Loss
 from tidesim.fitting.problem import Problem
 
@@ -42,14 +41,21 @@ class OptimState:
     seconds: float = 0.0
 
 
-def _save(state: OptimState, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(vars(state), tmp)
-    tmp.replace(path)  # a kill while writing leaves the previous checkpoint intact
+#: ``save(state, extra)``: writes a checkpoint (see :mod:`tidesim.fitting.checkpoint`).
+Saver = Callable[[OptimState, dict], None]
 
 
-def load_state(path: str | Path) -> OptimState:
-    return OptimState(**torch.load(path, weights_only=False))
+def state_dict(state: OptimState) -> dict:
+    """The checkpointable form of ``state`` (tensors, numbers, text and containers of them)."""
+    return dict(vars(state))
+
+
+def state_from_dict(d: dict) -> OptimState:
+    """:class:`OptimState` from :func:`state_dict`'s output."""
+    try:
+        return OptimState(**d)
+    except TypeError as exc:
+        raise FitError(f"the checkpoint's optimiser state is incomplete: {exc}") from None
 
 
 def _fail(state: OptimState, b: int, why: str) -> None:
@@ -110,7 +116,7 @@ def _evaluate(problem: Problem, loss: Loss, state: OptimState, z: torch.Tensor, 
 
 def gradient_fit(problem: Problem, loss: Loss, z0: torch.Tensor, optimizer: str = "adam", lr: float = 0.05,
                  max_iter: int = 200, patience: int = 30, tol: float = 1e-4, schedule: str | None = "cosine",
-                 checkpoint: str | Path | None = None, checkpoint_every: int = 10,
+                 checkpoint: Saver | None = None, checkpoint_every: int = 10,
                  resume: OptimState | None = None,
                  progress: bool = False, callback: Callable | None = None) -> OptimState:
     """Minimise ``loss`` from each row of ``z0`` (free coordinates), all starts in one batch."""
@@ -173,10 +179,10 @@ def gradient_fit(problem: Problem, loss: Loss, z0: torch.Tensor, optimizer: str 
         bar.set_postfix(best=f"{float(state.best_loss[torch.isfinite(state.best_loss)].min()):.4g}"
                         if torch.isfinite(state.best_loss).any() else "nan")
         if checkpoint is not None and state.iteration % checkpoint_every == 0:
-            _save(state, Path(checkpoint))
+            checkpoint(state, {})
     bar.close()
     if checkpoint is not None:
-        _save(state, Path(checkpoint))
+        checkpoint(state, {})
     if not torch.isfinite(state.best_loss).any():
         raise FitDiverged(_diverged_message(state))
     return state
@@ -206,16 +212,72 @@ def _diverged_message(state: OptimState) -> str:
 
 
 def evolution_fit(problem: Problem, loss: Loss, popsize: int = 32, max_iter: int = 100, seed: int | None = 0,
-                  tol: float = 1e-6, progress: bool = False, callback: Callable | None = None) -> OptimState:
+                  tol: float = 1e-6, progress: bool = False, callback: Callable | None = None,
+                  checkpoint: Saver | None = None, checkpoint_every: int = 1,
+                  resume: tuple[OptimState, dict] | None = None) -> OptimState:
     """Differential evolution (scipy) over the unit cube of the bounds; each generation is one
-    batched simulation without gradients. Works with non-differentiable losses."""
+    batched simulation without gradients. Works with non-differentiable losses.
+
+    ``checkpoint(state, {"population", "rng"})`` is called every ``checkpoint_every`` generations;
+    ``resume=(state, extra)`` goes on from it with the same population and random stream, so the
+    result equals an uninterrupted run's (the saved population is evaluated once more on resume).
+    """
     space = problem.space
     d = len(space)
-    inf = torch.full((1,), float("inf"), dtype=torch.float64)
-    state = OptimState(0, torch.zeros(1, d), torch.zeros(1, d), inf,
-                       torch.zeros(1, dtype=torch.long), torch.ones(1, dtype=torch.bool))
-    bar = tqdm(total=max_iter, disable=not progress, desc="differential evolution", unit="gen")
-    t0 = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    if resume is not None:
+        state, extra = resume
+        if "rng" in extra:
+            rng.bit_generator.state = extra["rng"]
+        init: Any = extra["population"].numpy() if "population" in extra else "sobol"
+    else:
+        inf = torch.full((1,), float("inf"), dtype=torch.float64)
+        state = OptimState(0, torch.zeros(1, d), torch.zeros(1, d), inf,
+                           torch.zeros(1, dtype=torch.long), torch.ones(1, dtype=torch.bool))
+        init = "sobol"
+    bar = tqdm(total=max_iter, initial=state.iteration, disable=not progress, desc="differential evolution",
+               unit="gen")
+    t0 = time.perf_counter() - state.seconds
+    objective = _de_objective(problem, loss, state, replay=resume is not None)
+    last: dict = dict(resume[1]) if resume is not None else {}
+
+    def on_generation(intermediate_result):
+        state.iteration += 1
+        state.seconds = time.perf_counter() - t0
+        bar.update(1)
+        bar.set_postfix(best=f"{float(state.best_loss[0]):.4g}")
+        if callback is not None:
+            callback(state)
+        last.update(population=torch.from_numpy(np.array(intermediate_result.population)),
+                    rng=rng.bit_generator.state)
+        if checkpoint is not None and state.iteration % checkpoint_every == 0:
+            checkpoint(state, last)
+
+    if not extra_done(resume):
+        differential_evolution(objective, [(0.0, 1.0)] * d, popsize=max(1, popsize // d),
+                               maxiter=max_iter - state.iteration, rng=rng, tol=tol, vectorized=True,
+                               updating="deferred", polish=False, callback=on_generation, init=init)
+        if checkpoint is not None:  # marks the search as finished: a resume goes straight to what follows
+            checkpoint(state, {**last, "done": True})
+    bar.close()
+    state.z = state.best_z.clone()
+    state.active[:] = False
+    if not torch.isfinite(state.best_loss).any():
+        raise FitDiverged("differential evolution found no parameter point with a finite loss")
+    return state
+
+
+def extra_done(resume: tuple[OptimState, dict] | None) -> bool:
+    """Whether a resumed search had already finished."""
+    return resume is not None and bool(resume[1].get("done", False))
+
+
+def _de_objective(problem: Problem, loss: Loss, state: OptimState,
+                  replay: bool = False) -> Callable[[np.ndarray], np.ndarray]:
+    """The batched objective of differential evolution: one simulation per generation, history kept.
+    ``replay``: the first call re-evaluates a resumed population, already in the history."""
+    space = problem.space
+    replaying = [replay]
 
     def objective(u: np.ndarray) -> np.ndarray:
         u = np.atleast_2d(u.T if u.ndim == 2 else u[None])  # scipy passes [d, P]
@@ -228,6 +290,8 @@ def evolution_fit(problem: Problem, loss: Loss, popsize: int = 32, max_iter: int
                                       if _stable(problem, x[p:p + 1]) else torch.tensor(np.inf)
                                       for p in range(len(x))])
         values = torch.nan_to_num(values.to(torch.float64), nan=np.inf)
+        if replaying.pop() if replaying else False:
+            return values.numpy()
         state.evaluations += len(x)
         for p in range(len(x)):
             row = {"iteration": state.iteration, "start": 0, "loss": float(values[p])}
@@ -239,23 +303,7 @@ def evolution_fit(problem: Problem, loss: Loss, popsize: int = 32, max_iter: int
             state.best_z[0] = space.to_free(x[best:best + 1])[0]
         return values.numpy()
 
-    def on_generation(*args, **kwargs):
-        state.iteration += 1
-        state.seconds = time.perf_counter() - t0
-        bar.update(1)
-        bar.set_postfix(best=f"{float(state.best_loss[0]):.4g}")
-        if callback is not None:
-            callback(state)
-
-    differential_evolution(objective, [(0.0, 1.0)] * d, popsize=max(1, popsize // d), maxiter=max_iter, seed=seed,
-                           tol=tol, vectorized=True, updating="deferred", polish=False, callback=on_generation,
-                           init="sobol")
-    bar.close()
-    state.z = state.best_z.clone()
-    state.active[:] = False
-    if not torch.isfinite(state.best_loss).any():
-        raise FitDiverged("differential evolution found no parameter point with a finite loss")
-    return state
+    return objective
 
 
 def _stable(problem: Problem, x: torch.Tensor) -> bool:

@@ -14,9 +14,27 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tidesim.core.files import atomic_write, atomic_write_text, check_new, check_writable_dir
 from tidesim.core.units import fmt, unit_name
 
-__all__ = ["parameter_table", "write_report", "timing_summary"]
+__all__ = ["parameter_table", "write_report", "timing_summary", "check_report_folder"]
+
+
+def check_report_folder(out: str | Path, overwrite: bool = False) -> Path:
+    """Refuse, before any work, a report folder that cannot be written or already holds a report."""
+    out = check_writable_dir(out, "the report folder")
+    check_new([out / "report.md", out / "parameters.csv", out / "fit" / "fit.json"], overwrite,
+              f"writing the report to {out}/", "pass overwrite=True (tidesim: --force) to replace it, or "
+              "choose another folder")
+    return out
+
+
+def _csv(table: pd.DataFrame, path: Path, index: bool = False) -> None:
+    atomic_write(path, lambda tmp: table.to_csv(tmp, index=index))
+
+
+def _png(fig, path: Path) -> None:
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
 
 
 def parameter_table(fit) -> pd.DataFrame:
@@ -32,13 +50,17 @@ def parameter_table(fit) -> pd.DataFrame:
 
 
 def write_report(fit, out: str | Path, test=None, window: tuple[float, float] | None = None,
-                 crossvalidate: bool = True, target: str = "auto", quiet: bool = False) -> dict[str, Any]:
+                 crossvalidate: bool = True, target: str = "auto", quiet: bool = False,
+                 overwrite: bool = False) -> dict[str, Any]:
     """Write what a lab keeps of a fit to the folder ``out``.
 
     Files: ``parameters.csv``, ``starts.csv``, ``history.csv``, ``score_train.csv`` (and
     ``score_test.csv`` for held-out sweeps ``test``, a Recording), ``fit_train.png``
     (``fit_test.png``), ``crossvalidation.csv``/``.png`` (the fitted model run in Brian2 on the
     training sweeps, ``target`` its code target), ``report.md`` and ``fit/`` (:meth:`FitResult.save`).
+
+    Each file is written atomically; a folder that already holds a report is refused unless
+    ``overwrite=True`` (check it before a long fit with :func:`check_report_folder`).
 
     Returns ``{"paths": {...}, "parameters": DataFrame, "train": DataFrame, "test": DataFrame | None,
     "crossvalidation": CrossValidationReport | None}``.
@@ -50,8 +72,7 @@ def write_report(fit, out: str | Path, test=None, window: tuple[float, float] | 
     # matplotlib loads only when a figure is drawn
     import matplotlib.pyplot as plt
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_report_folder(out, overwrite)
     paths: dict[str, Path] = {}
 
     def say(msg: str) -> None:
@@ -60,43 +81,42 @@ def write_report(fit, out: str | Path, test=None, window: tuple[float, float] | 
 
     params = parameter_table(fit)
     paths["parameters"] = out / "parameters.csv"
-    params.to_csv(paths["parameters"], index=False)
+    _csv(params, paths["parameters"])
     paths["starts"] = out / "starts.csv"
-    fit.starts.to_csv(paths["starts"], index=False)
+    _csv(fit.starts, paths["starts"])
     paths["history"] = out / "history.csv"
-    fit.history.to_csv(paths["history"], index=False)
+    _csv(fit.history, paths["history"])
 
     train = fit.score()
     paths["score_train"] = out / "score_train.csv"
-    train.to_csv(paths["score_train"], index=False)
+    _csv(train, paths["score_train"])
     fig = fit.plot(sweeps=range(min(4, fit.data.n_sweeps)) if fit.data is not None else None)
     paths["fit_train"] = out / "fit_train.png"
-    fig.savefig(paths["fit_train"], dpi=100)
+    _png(fig, paths["fit_train"])
     plt.close(fig)
 
     test_table = None
     if test is not None:
         test_table = fit.score(test, window=window)
         paths["score_test"] = out / "score_test.csv"
-        test_table.to_csv(paths["score_test"], index=False)
+        _csv(test_table, paths["score_test"])
         fig = fit.plot(test, window=window, sweeps=range(min(4, len(test))))
         paths["fit_test"] = out / "fit_test.png"
-        fig.savefig(paths["fit_test"], dpi=100)
+        _png(fig, paths["fit_test"])
         plt.close(fig)
 
     report = None
     if crossvalidate:
         report = fit.crossvalidate(target=target)
         paths["crossvalidation"] = out / "crossvalidation.csv"
-        report.to_dataframe().to_csv(paths["crossvalidation"])
+        _csv(report.to_dataframe(), paths["crossvalidation"], index=True)
         fig = report.plot(neurons=[int(np.argmax(train["spikes_data"].to_numpy()))])
         paths["crossvalidation_png"] = out / "crossvalidation.png"
-        fig.savefig(paths["crossvalidation_png"], dpi=100)
+        _png(fig, paths["crossvalidation_png"])
         plt.close(fig)
 
-    paths["fit"] = fit.save(out / "fit")
-    paths["report"] = out / "report.md"
-    paths["report"].write_text(_markdown(fit, params, train, test_table, report))
+    paths["fit"] = fit.save(out / "fit", overwrite=overwrite)
+    paths["report"] = atomic_write_text(out / "report.md", _markdown(fit, params, train, test_table, report))
     say(f"\nfitted {fit.base_model.name} ({_how(fit.settings)}), loss {fit.loss:.4g}:")
     say(params[["parameter", "readable", "low", "high"]].to_string(index=False))
     for message in fit.warnings:

@@ -11,10 +11,13 @@ import pandas as pd
 import torch
 
 from tidesim.analysis import gamma_factor, md_star, normalized_gamma, psth_explained_variance, van_rossum_distance
+from tidesim.core.files import atomic_write, atomic_write_text, check_new
 from tidesim.core.model import NeuronModel
+from tidesim.core.spec import spec_from_json, spec_to_json
 from tidesim.core.units import fmt
 from tidesim.fitting.baseline import poisson_baseline
 from tidesim.fitting.data import FitData, prepare
+from tidesim.fitting.errors import FitError
 from tidesim.fitting.problem import Problem
 from tidesim.fitting.sbi_checks import predictive_check
 from tidesim.fitting.sbi_statistics import credible_intervals
@@ -225,35 +228,78 @@ class FitResult:
         return fig
 
     # ---------------------------------------------------------------- persistence
-    def save(self, path: str | Path) -> Path:
-        """Write ``path/fit.json`` (parameters, losses, settings, history), ``path/model.pt`` and, for
-        ``method="sbi"``, ``path/samples.csv`` (posterior samples; the posterior itself is not saved)."""
+    def save(self, path: str | Path, overwrite: bool = False) -> Path:
+        """Write ``path/fit.json`` (parameters, losses, settings, history, the model as JSON) and, for
+        ``method="sbi"``, ``path/samples.csv`` (posterior samples; the posterior itself is not saved).
+
+        Plain text only, nothing pickled, each file written atomically. A folder that already holds a
+        saved fit is replaced only with ``overwrite=True``.
+        """
         path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        doc = {"best_params": self.best_params, "start_losses": [float(x) for x in self.start_losses],
-               "settings": _jsonable(self.settings), "starts": self.starts.to_dict(orient="list"),
-               "history": self.history.to_dict(orient="list")}
-        (path / "fit.json").write_text(json.dumps(doc, indent=1, allow_nan=True))
-        torch.save({"model_spec": self.base_model.spec}, path / "model.pt")
+        check_new([path / "fit.json"], overwrite, "saving the fit")
+        doc = {"format": _FORMAT, "model": spec_to_json(self.base_model.spec), "best_params": self.best_params,
+               "start_losses": [float(x) for x in self.start_losses], "settings": _jsonable(self.settings),
+               "starts": _jsonable(self.starts.to_dict(orient="list")),
+               "history": _jsonable(self.history.to_dict(orient="list"))}
+        text = json.dumps(doc, indent=1, allow_nan=True)
         if self.samples is not None:
-            self.samples.to_csv(path / "samples.csv", index=False, float_format="%.17g")
+            atomic_write(path / "samples.csv",
+                         lambda tmp: self.samples.to_csv(tmp, index=False, float_format="%.17g"))
         elif (path / "samples.csv").exists():  # an earlier sbi fit's samples are not this fit's
             (path / "samples.csv").unlink()
+        if (path / "model.pt").exists():  # an older tidesim's pickled model would contradict fit.json
+            (path / "model.pt").unlink()
+        atomic_write_text(path / "fit.json", text)  # last: its presence marks a complete save
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "FitResult":
-        """Read a FitResult written by :meth:`save`."""
+    def load(cls, path: str | Path, allow_pickle: bool = False) -> "FitResult":
+        """Read a FitResult written by :meth:`save`. Loading never runs code from the files.
+
+        Fits saved by tidesim 0.x before the JSON format keep their model in a pickled ``model.pt``;
+        unpickling can run any code the file carries, so it is refused unless ``allow_pickle=True``
+        (only for files you made yourself).
+        """
         path = Path(path)
-        doc = json.loads((path / "fit.json").read_text())
-        spec = torch.load(path / "model.pt", weights_only=False)["model_spec"]
+        if not (path / "fit.json").is_file():
+            raise FitError(f"no saved fit in {path} (fit.json is missing)")
+        try:
+            doc = json.loads((path / "fit.json").read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise FitError(f"{path / 'fit.json'} is not a readable saved fit: {exc}") from None
+        if not isinstance(doc, dict):
+            raise FitError(f"{path / 'fit.json'} is not a saved fit")
+        try:
+            spec = spec_from_json(doc["model"]) if "model" in doc else _pickled_spec(path, allow_pickle)
+            model = NeuronModel(**spec)
+            best = {str(k): float(v) for k, v in doc["best_params"].items()}
+            losses = np.asarray(doc["start_losses"], dtype=float)
+            starts, history = pd.DataFrame(doc["starts"]), pd.DataFrame(doc["history"])
+            settings = dict(doc["settings"])
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise FitError(f"{path / 'fit.json'} is not a complete saved fit "
+                           f"({type(exc).__name__}: {exc})") from None
         samples = pd.read_csv(path / "samples.csv") if (path / "samples.csv").exists() else None
-        return cls(NeuronModel(**spec), doc["best_params"], np.asarray(doc["start_losses"]),
-                   pd.DataFrame(doc["starts"]), pd.DataFrame(doc["history"]), doc["settings"], samples=samples)
+        return cls(model, best, losses, starts, history, settings, samples=samples)
 
     def __repr__(self) -> str:
         ps = ", ".join(f"{k}={fmt(v, self.base_model.dims[k])}" for k, v in self.best_params.items())
         return f"FitResult({self.base_model.name}: {ps}; loss={self.loss:.4g})"
+
+
+_FORMAT = "tidesim-fit/2"
+
+
+def _pickled_spec(path: Path, allow_pickle: bool) -> dict:
+    """The model of a fit saved by an older tidesim (pickled), only when the user vouches for the file."""
+    pt = path / "model.pt"
+    if not pt.is_file():
+        raise FitError(f"{path / 'fit.json'} holds no model, and there is no model.pt beside it")
+    if not allow_pickle:
+        raise FitError(f"{pt} is a pickled model from an older tidesim; unpickling a file can run any code "
+                       "it carries, so tidesim refuses it. If you saved this fit yourself, load it once with "
+                       "FitResult.load(path, allow_pickle=True) and save it again (JSON, safe to share).")
+    return torch.load(pt, weights_only=False)["model_spec"]
 
 
 def _jsonable(x):

@@ -76,7 +76,7 @@ def test_fit_command_fits_a_gif_in_stages_by_default(tmp_path, capsys):
      "--sweeps: sweep 12 does not exist (the recording has sweeps 0-8)"),
     (["fit", "axon_steps", "--model", "adex", "--params", "a=5nS:1nS"], "bounds of 'a' are empty"),
     (["fit", "axon_steps", "--model", "adex", "--params", "a=1mV:5mV"],
-     "lower bound of 'a' is in V but adex's a is in S"),
+     "--params a: '1mV' is in V, but --params a takes S"),
     (["fit", "axon_steps", "--model", "gif_fast"], "no model 'gif_fast' in the zoo"),
     (["fit", "axon_steps", "--model", "adex", "--params", "zeta=0:1"], "adex has no parameter 'zeta' to fit"),
 ])

@@ -39,7 +39,7 @@ def test_killed_fit_resumed_ends_like_an_uninterrupted_one(rec, tmp_path):
     for k in BOUNDS:
         assert resumed.best_params[k] == pytest.approx(whole.best_params[k], rel=1e-12)
     assert np.allclose(resumed.start_losses, whole.start_losses, rtol=1e-12)
-    with pytest.raises(ts.fitting.FitError, match="holds 4 starts"):
+    with pytest.raises(ts.fitting.FitError, match="another fit(.|\n)*n_starts: checkpoint '4', this fit '8'"):
         ts.fit(ts.models.get("lif"), rec, params=BOUNDS, loss="trace", method="adam", n_starts=8, resume=path)
 
 

@@ -220,7 +220,10 @@ def test_ts_fit_method_sbi_end_to_end_with_save_and_load(tmp_path):
     # a fit of another method still saves and loads without samples
     plain = FitResult(model, true, np.array([0.1]), fit.starts, fit.history, {"dt": 1e-4, "input": "I"})
     assert FitResult.load(plain.save(tmp_path / "plain")).samples is None
-    assert FitResult.load(plain.save(path)).samples is None  # over the sbi fit: its samples go
+    with pytest.raises(FileExistsError, match="overwrite=True"):  # a saved fit is never replaced unasked
+        plain.save(path)
+    assert FitResult.load(path).samples is not None
+    assert FitResult.load(plain.save(path, overwrite=True)).samples is None  # over the sbi fit: its samples go
     with pytest.raises(ValueError, match="method='sbi'"):
         plain.credible_interval()
 

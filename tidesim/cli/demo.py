@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import tidesim as ts
-from tidesim.fitting.report import timing_summary, write_report
+from tidesim.cli.fit import free_folder
+from tidesim.fitting.report import check_report_folder, timing_summary, write_report
 
 __all__ = ["run_demo", "DEMO"]
 
@@ -39,10 +40,14 @@ DEMO: dict[str, Any] = {
 }
 
 
-def run_demo(out: str | Path = "tidesim-demo", target: str = "auto", **overrides: Any) -> dict[str, Any]:
+def run_demo(out: str | Path | None = None, target: str = "auto", overwrite: bool = False,
+             **overrides: Any) -> dict[str, Any]:
     """Run the demo (``overrides`` change :data:`DEMO`'s settings); returns
-    :func:`~tidesim.fitting.report.write_report`'s dictionary plus the ``fit``."""
+    :func:`~tidesim.fitting.report.write_report`'s dictionary plus the ``fit``. ``out``: the report
+    folder (default ``tidesim-demo``, or ``tidesim-demo-2``, ... when that holds an earlier report);
+    an existing report is replaced only with ``overwrite=True``."""
     cfg = {**DEMO, **overrides}
+    out = check_report_folder(out if out is not None else free_folder("tidesim-demo"), overwrite)
     rec = ts.datasets.load_bundled(cfg["recording"])
     print(f"loaded {rec.name} through neo: {len(rec)} sweeps of {rec.duration:g} s at "
           f"{rec.sampling_rate / 1e3:g} kHz ({rec.annotations['current_source']})")
@@ -50,7 +55,8 @@ def run_demo(out: str | Path = "tidesim-demo", target: str = "auto", **overrides
     print(f"fitting {model.name} (staged: every parameter from the data) to sweeps {cfg['train']}, "
           f"{cfg['window'][0]:g}-{cfg['window'][1]:g} s, dt {cfg['dt'] * 1e3:g} ms; held out: {cfg['test']}")
     fit = ts.fit(model, rec, sweeps=cfg["train"], window=cfg["window"], dt=cfg["dt"], seed=cfg["seed"])
-    result = write_report(fit, out, test=rec.select(cfg["test"]), window=cfg["window"], target=target)
+    result = write_report(fit, out, test=rec.select(cfg["test"]), window=cfg["window"], target=target,
+                          overwrite=overwrite)
     print("\n" + timing_summary(result["test"]))
     result["fit"] = fit
     return result

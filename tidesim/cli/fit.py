@@ -8,46 +8,28 @@ Values on the command line take units: ``100pA``, ``-70mV``, ``0.02/ms``, or pla
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 from typing import Any
 
-from brian2.core.namespace import DEFAULT_UNITS
-from brian2.units import allunits as b2u
+from brian2 import amp, second, volt
 
 import tidesim as ts
 from tidesim import models
-from tidesim.fitting import family_of, write_report
+from tidesim.core import units
+from tidesim.fitting import check_report_folder, family_of, write_report
 
-__all__ = ["add_parser", "run", "parse_quantity", "parse_params", "parse_protocol"]
+__all__ = ["add_parser", "run", "parse_quantity", "parse_params", "parse_protocol", "free_folder"]
 
-_NUMBER_UNIT = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([A-Za-z_/][\w/*^]*)?\s*$")
-
-
-# SI symbols Brian2 spells out (it has ``second``, ``amp``, ...; ``ms``, ``pA`` are its own)
-_SI_SYMBOLS = {"s": b2u.second, "A": b2u.amp, "V": b2u.volt, "S": b2u.siemens, "F": b2u.farad, "mS": b2u.msiemens}
-
-
-def parse_quantity(text: str, what: str) -> Any:
-    """``"100pA"`` → a Brian2 quantity, ``"1e-10"`` → a float (SI); ``what`` names it in errors."""
-    m = _NUMBER_UNIT.match(text)
-    if not m:
-        raise ValueError(f"{what}: cannot read {text!r} as a number with an optional unit (e.g. 100pA, -70mV)")
-    number, unit = float(m.group(1)), m.group(2)
-    if not unit:
-        return number
-    units = {**DEFAULT_UNITS, **_SI_SYMBOLS}
-    expr = ("1" + unit if unit.startswith("/") else unit).replace("^", "**")
-    names = re.findall(r"[A-Za-z_]\w*", expr)
-    unknown = [n for n in names if n not in units]
-    if unknown:
-        raise ValueError(f"{what}: unknown unit {unknown[0]!r} in {text!r}")
-    return number * eval(expr, {"__builtins__": {}}, {n: units[n] for n in names})  # units only
+def parse_quantity(text: str, what: str, dim: Any = None) -> Any:
+    """``"100pA"`` → a Brian2 quantity, ``"1e-10"`` → a float (SI); ``dim``: the dimension it must have
+    (see :func:`tidesim.core.units.parse_quantity`)."""
+    return units.parse_quantity(text, what, dim)
 
 
 def parse_params(text: str | None, model_name: str) -> dict[str, tuple]:
     """``"a,b=0pA:200pA,tau_w"`` → bounds; a name alone takes the zoo's ``FIT_BOUNDS``."""
     defaults = getattr(models.module(model_name), "FIT_BOUNDS", {})
+    dims = ts.models.get(model_name).dims
     if not text:
         if not defaults:
             raise ValueError(f"{model_name} has no default fit bounds: name the parameters with --params")
@@ -60,7 +42,7 @@ def parse_params(text: str | None, model_name: str) -> dict[str, tuple]:
             parts = rng.split(":")
             if len(parts) not in (2, 3):
                 raise ValueError(f"--params {name}: give a range as low:high (e.g. {name}=0nS:10nS), got {rng!r}")
-            low, high = (parse_quantity(p, f"--params {name}") for p in parts[:2])
+            low, high = (parse_quantity(p, f"--params {name}", dims.get(name)) for p in parts[:2])
             out[name] = (low, high, parts[2]) if len(parts) == 3 else (low, high)
         elif name in defaults:
             out[name] = defaults[name]
@@ -80,9 +62,9 @@ def parse_protocol(text: str, n_sweeps: int) -> list[list[tuple[float, float, fl
         parts = epoch.split(":")
         if len(parts) not in (3, 4):
             raise ValueError(f"--protocol: an epoch is START:STOP:AMPLITUDE[:CHANGE_PER_SWEEP], got {epoch!r}")
-        start, stop = (float(parse_quantity(p, "--protocol time")) for p in parts[:2])
-        a0 = float(parse_quantity(parts[2], "--protocol amplitude"))
-        da = float(parse_quantity(parts[3], "--protocol change per sweep")) if len(parts) == 4 else 0.0
+        start, stop = (float(parse_quantity(p, "--protocol time", second.dim)) for p in parts[:2])
+        a0 = float(parse_quantity(parts[2], "--protocol amplitude", amp.dim))
+        da = float(parse_quantity(parts[3], "--protocol change per sweep", amp.dim)) if len(parts) == 4 else 0.0
         epochs.append((start, stop, a0, da))
     if not epochs:
         raise ValueError("--protocol: no epochs given")
@@ -109,7 +91,7 @@ def _window(text: str | None) -> tuple[float, float] | None:
     parts = text.split(":")
     if len(parts) != 2:
         raise ValueError(f"--window: give START:STOP in seconds (e.g. 0.1:2.2), got {text!r}")
-    return tuple(float(parse_quantity(p, "--window")) for p in parts)  # type: ignore[return-value]
+    return tuple(float(parse_quantity(p, "--window", second.dim)) for p in parts)  # type: ignore[return-value]
 
 
 def load_recording(source: str, protocol: str | None = None, channel: str | None = None,
@@ -156,33 +138,57 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-crossvalidate", action="store_true", help="skip the Brian2 run of the fitted model")
     p.add_argument("--target", default="auto", choices=["auto", "cython", "numpy"], help="Brian2 target")
-    p.add_argument("--out", default="tidesim-fit", help="folder for tables, figures and the report")
+    p.add_argument("--out", default=None,
+                   help="folder for tables, figures and the report (default: tidesim-fit, or tidesim-fit-2, ... "
+                        "if that holds an earlier report)")
+    p.add_argument("--force", action="store_true", help="replace the report already in --out")
+    p.add_argument("--checkpoint", default=None,
+                   help="file the search state is saved to as it goes (methods auto, de, adam, lbfgs)")
+    p.add_argument("--resume", action="store_true", help="go on from --checkpoint (same arguments otherwise)")
     return p
 
 
-def run(args) -> int:
-    rec = load_recording(args.file, args.protocol, channel=args.channel,
-                         spike_threshold=float(parse_quantity(args.spike_threshold, "--spike-threshold")))
-    train = _sweeps(args.sweeps, len(rec), "--sweeps")
-    test = _sweeps(args.test, len(rec), "--test")
+def free_folder(base: str) -> Path:
+    """``base``, or ``base-2``, ``base-3``, ... : the first that holds no report (default output folders)."""
+    k, folder = 1, Path(base)
+    while (folder / "report.md").exists() or (folder / "fit" / "fit.json").exists():
+        k += 1
+        folder = Path(f"{base}-{k}")
+    return folder
+
+
+def _fixed(text: str | None, dims: dict) -> dict[str, Any]:
     fixed = {}
-    for item in filter(None, (s.strip() for s in (args.fixed or "").split(","))):
+    for item in filter(None, (s.strip() for s in (text or "").split(","))):
         name, _, value = item.partition("=")
         if not value:
             raise ValueError(f"--fixed: give name=value, got {item!r}")
-        fixed[name.strip()] = parse_quantity(value, f"--fixed {name.strip()}")
-    model = ts.models.get(args.model, **fixed)
+        fixed[name.strip()] = parse_quantity(value, f"--fixed {name.strip()}", dims.get(name.strip()))
+    return fixed
+
+
+def run(args) -> int:
+    # every argument and the output folder are checked before the (long) fit starts
+    if args.resume and not args.checkpoint:
+        raise ValueError("--resume goes on from --checkpoint FILE: give the checkpoint file")
+    out = check_report_folder(args.out or free_folder("tidesim-fit"), overwrite=args.force)
+    spike_threshold = float(parse_quantity(args.spike_threshold, "--spike-threshold", volt.dim))
+    window = _window(args.window)
+    dt = float(parse_quantity(args.dt, "--dt", second.dim)) if args.dt else None
+    model = ts.models.get(args.model, **_fixed(args.fixed, ts.models.get(args.model).dims))
     staged = args.method == "staged" or (args.method == "auto" and args.params is None
                                          and family_of(model) is not None)
     params = None if staged else parse_params(args.params, args.model)
-    window = _window(args.window)
-    dt = float(parse_quantity(args.dt, "--dt")) if args.dt else None
+    rec = load_recording(args.file, args.protocol, channel=args.channel, spike_threshold=spike_threshold)
+    train = _sweeps(args.sweeps, len(rec), "--sweeps")
+    test = _sweeps(args.test, len(rec), "--test")
     where = (f", window {window[0]:g}-{window[1]:g} s" if window else "") + (f", dt {dt * 1e3:g} ms" if dt else "")
     what = "staged: every parameter from the data" if params is None else ", ".join(params)
     print(f"fitting {model.name} ({what}) to {rec.name}: sweeps "
-          f"{train if train is not None else 'all'} of {len(rec)}{where}")
+          f"{train if train is not None else 'all'} of {len(rec)}{where}; report to {out}/")
     fit = ts.fit(model, rec, params=params, sweeps=train, window=window, dt=dt, loss=args.loss, method=args.method,
-                 n_starts=args.n_starts, max_iter=args.max_iter, seed=args.seed, progress=True)
-    write_report(fit, args.out, test=rec.select(test) if test else None, window=window,
-                 crossvalidate=not args.no_crossvalidate, target=args.target)
+                 n_starts=args.n_starts, max_iter=args.max_iter, seed=args.seed, progress=True,
+                 checkpoint=args.checkpoint, resume=args.checkpoint if args.resume else None)
+    write_report(fit, out, test=rec.select(test) if test else None, window=window,
+                 crossvalidate=not args.no_crossvalidate, target=args.target, overwrite=args.force)
     return 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,6 +14,7 @@ from tidesim import models
 from tidesim.cli import fit as fit_command
 from tidesim.cli.demo import run_demo
 from tidesim.core.errors import TidesimError
+from tidesim.core.files import atomic_write, check_new, check_writable_dir
 from tidesim.core.inputs import n_steps_for
 
 __all__ = ["main"]
@@ -47,6 +47,10 @@ def _validation_inputs(name: str, n: int, amplitude: float | None, duration: flo
 
 
 def _validate(args) -> int:
+    out = check_writable_dir(args.out, "--out") if args.out else None
+    if out is not None:  # refuse before the (slow) Brian2 run
+        check_new([out / f"{args.model}_crossvalidation.csv"], args.force, "writing the cross-validation",
+                  "pass --force to replace it")
     model = models.get(args.model, preset=args.preset) if args.preset else models.get(args.model)
     spec = models.module(args.model).VALIDATION
     dt = args.dt if args.dt is not None else spec["dt"]
@@ -59,18 +63,18 @@ def _validate(args) -> int:
     report = ts.crossvalidate(model, duration=args.duration, n=args.n, dt=dt, inputs={name: series},
                               target=args.target)
     print(report)
-    if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        report.to_dataframe().to_csv(out / f"{model.name}_crossvalidation.csv")
+    if out is not None:
+        table, figure = out / f"{model.name}_crossvalidation.csv", out / f"{model.name}_crossvalidation.png"
+        check_new([table, figure], args.force, "writing the cross-validation", "pass --force to replace them")
+        atomic_write(table, lambda tmp: report.to_dataframe().to_csv(tmp))
         fig = report.plot()
-        fig.savefig(out / f"{model.name}_crossvalidation.png", dpi=120)
+        atomic_write(figure, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
         print(f"table and figure written to {out}/")
     return 0 if report.passed else 1
 
 
 def _demo(args) -> int:
-    result = run_demo(args.out, target=args.target)
+    result = run_demo(args.out, target=args.target, overwrite=args.force)
     report = result["crossvalidation"]
     return 0 if report is None or report.passed else 1
 
@@ -88,9 +92,12 @@ def main(argv: list[str] | None = None) -> int:
     val.add_argument("--input", type=float, default=None, help="step amplitude in amperes (default: a range)")
     val.add_argument("--target", default="auto", choices=["auto", "cython", "numpy"], help="Brian2 target")
     val.add_argument("--out", default=None, help="folder for the table (CSV) and figure (PNG)")
+    val.add_argument("--force", action="store_true", help="replace the table and figure already in --out")
     fit_command.add_parser(sub)
     demo = sub.add_parser("demo", help="the main job on a shipped real recording (see tidesim/demo.py)")
-    demo.add_argument("--out", default="tidesim-demo", help="folder for tables and figures")
+    demo.add_argument("--out", default=None, help="folder for tables and figures (default: tidesim-demo, or "
+                      "tidesim-demo-2, ... if that holds an earlier report)")
+    demo.add_argument("--force", action="store_true", help="replace the report already in --out")
     demo.add_argument("--target", default="auto", choices=["auto", "cython", "numpy"], help="Brian2 target")
     args = parser.parse_args(argv)
     try:

@@ -16,11 +16,22 @@ from brian2 import Equations, second
 from brian2.core.functions import DEFAULT_CONSTANTS, DEFAULT_FUNCTIONS
 from brian2.core.namespace import DEFAULT_UNITS
 from brian2.core.variables import Constant, Variable
-from brian2.equations.equations import EquationError
+from brian2.equations.equations import (
+    BOOLEAN,
+    DIFFERENTIAL_EQUATION,
+    FLOAT,
+    INTEGER,
+    PARAMETER,
+    SUBEXPRESSION,
+    EquationError,
+    Expression,
+    SingleEquation,
+    check_identifier_basic,
+)
 from brian2.parsing.expressions import parse_expression_dimensions
 from brian2.parsing.statements import parse_statement
 from brian2.parsing.sympytools import str_to_sympy
-from brian2.units.fundamentalunits import DimensionMismatchError
+from brian2.units.fundamentalunits import Dimension, DimensionMismatchError
 from brian2.utils.stringtools import get_identifiers
 
 from tidesim.codegen.torch_source import Statement
@@ -42,9 +53,16 @@ SPECIAL_DIMS = {"t": second.dim, "dt": second.dim, "i": None, "N": None}
 
 
 def parse_equations(text: str | Equations) -> Equations:
-    """Parse Brian2 equations; on failure name the first line that does not parse."""
+    """Parse Brian2 equations; on failure name the first line that does not parse.
+
+    A ready-made ``brian2.Equations`` object is rebuilt from its parts, each checked as a string
+    would be: its names reach generated code, and Brian2 skips these checks for objects built
+    from lists of ``SingleEquation``.
+    """
     if isinstance(text, Equations):
-        return text
+        return _rebuild(text)
+    if not isinstance(text, str):
+        raise EquationSyntaxError(f"equations must be a string or brian2.Equations, got {type(text).__name__}")
     try:
         return Equations(text)
     except (EquationError, SyntaxError, ValueError, TypeError) as exc:
@@ -58,6 +76,48 @@ def parse_equations(text: str | Equations) -> Equations:
                     f"equation line {number} cannot be parsed: '{line.strip()}'\n{line_exc}"
                 ) from exc
         raise EquationSyntaxError(f"the equations cannot be parsed: {exc}") from exc
+
+
+_FLAGS = {"constant", "shared", "linked", "unless refractory", "constant over dt", "event-driven", "clock-driven",
+          "summed"}
+_TYPES = {DIFFERENTIAL_EQUATION, SUBEXPRESSION, PARAMETER}
+
+
+def _rebuild(eqs: Equations) -> Equations:
+    """A fresh Equations object from the checked parts of ``eqs`` (names, flags, types, code)."""
+    rebuilt = []
+    for eq in eqs.values():
+        name = getattr(eq, "varname", None)
+        where = f"equation for {name!r}"
+        if not isinstance(eq, SingleEquation) or type(name) is not str:
+            raise EquationSyntaxError(f"brian2.Equations holds a {type(eq).__name__} that is not an equation")
+        try:
+            check_identifier_basic(name)
+        except SyntaxError as exc:
+            raise EquationSyntaxError(f"{where}: {exc}") from None
+        flags = list(eq.flags or [])
+        if eq.type not in _TYPES or eq.var_type not in (FLOAT, INTEGER, BOOLEAN) or \
+                not isinstance(eq.dim, Dimension) or any(type(f) is not str or f not in _FLAGS for f in flags):
+            raise EquationSyntaxError(f"{where}: type, value type, unit or flags are not Brian2's "
+                                      f"({eq.type!r}, {eq.var_type!r}, {eq.dim!r}, {flags!r})")
+        expr = None
+        if eq.expr is not None:
+            code = getattr(eq.expr, "code", None)
+            if type(code) is not str:
+                raise EquationSyntaxError(f"{where}: its expression is not code text")
+            try:
+                str_to_sympy(code)
+            except Exception as exc:  # Brian2 raises several types for code it cannot read
+                raise EquationSyntaxError(f"{where}: expression cannot be parsed: {code!r} ({exc})") from None
+            expr = Expression(code)
+        rebuilt.append(SingleEquation(eq.type, name, dimensions=eq.dim, var_type=eq.var_type, expr=expr,
+                                      flags=flags))
+    try:
+        out = Equations(rebuilt)
+        out.check_identifiers()
+    except (EquationError, SyntaxError, ValueError) as exc:
+        raise EquationSyntaxError(f"the equations cannot be used: {exc}") from None
+    return out
 
 
 def builtin_names() -> set[str]:

@@ -64,7 +64,7 @@ class SynapseModel:
                  parameters: Mapping[str, Any] | None = None, name: str = "synapse", method: str | None = None):
         self.name = name
         self.model = model
-        eqs = parse_equations(model) if model.strip() else None
+        eqs = parse_equations(model) if not isinstance(model, str) or model.strip() else None
         self.variable_dims: dict[str, Any] = {}
         self.event_driven: list[str] = []
         self.clock_driven: list[str] = []

@@ -6,11 +6,13 @@ plain tensors (Brian2 itself strips units inside its loop for the same reason).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
 import torch
 from brian2 import amp, kelvin, kilogram, metre, mole, second, siemens, volt
+from brian2.core.namespace import DEFAULT_UNITS
 from brian2.units.allunits import candle
 from brian2.units.fundamentalunits import (
     DIMENSIONLESS,
@@ -23,7 +25,7 @@ from brian2.units.fundamentalunits import (
 from tidesim.core.errors import UnitMismatchError
 
 __all__ = ["DIMENSIONLESS", "Dimension", "fmt", "unit_name", "to_si", "si_float", "dims_of", "lab_unit",
-           "display_unit", "to_numpy"]
+           "display_unit", "to_numpy", "parse_quantity"]
 
 
 def dims_of(value: Any) -> Dimension:
@@ -154,3 +156,56 @@ def to_numpy(x: Any, dtype: Any = np.float64) -> np.ndarray:
         x = x.numpy()
     arr = np.asarray(x, dtype=dtype)
     return arr if arr.flags.c_contiguous else np.ascontiguousarray(arr)
+
+
+_QUANTITY = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(.*?)\s*$")
+_UNIT_TOKEN = re.compile(r"\s*(?:(?P<op>[*/])|(?P<name>[A-Za-z_]\w*)(?:\s*(?:\^|\*\*)\s*(?P<exp>[-+]?\d+))?)")
+#: SI symbols Brian2 spells out (it has ``second``, ``amp``, ...; ``ms``, ``pA`` are its own).
+_SI_SYMBOLS = {"s": second, "A": amp, "V": volt, "S": siemens, "m": metre, "mS": siemens * 1e-3}
+
+
+def parse_quantity(text: str, what: str, dim: Dimension | None = None) -> Any:
+    """``"100pA"`` → a Brian2 quantity, ``"1e-10"`` → a float (SI, taken to be in ``dim``).
+
+    The unit is read token by token (names of Brian2's units, ``*``, ``/``, integer powers with
+    ``^`` or ``**`` up to 8): no ``eval``, nothing that can run long. ``dim``: the dimension the
+    value must have; ``what`` names the value in errors.
+    """
+    if not isinstance(text, str) or len(text) > 80:
+        raise UnitMismatchError(f"{what}: expected a number with an optional unit (e.g. 100pA), got {text!r}")
+    m = _QUANTITY.match(text)
+    if not m:
+        raise UnitMismatchError(f"{what}: cannot read {text!r} as a number with an optional unit "
+                                "(e.g. 100pA, -70mV)")
+    number, unit_text = float(m.group(1)), m.group(2)
+    if not np.isfinite(number):
+        raise UnitMismatchError(f"{what}: {text!r} is not a finite number")
+    if not unit_text:
+        return number
+    units = {**DEFAULT_UNITS, **_SI_SYMBOLS}
+    value, op, pos, expect_name = 1.0 * number, "*", 0, True
+    if unit_text.startswith("/"):
+        op, pos = "/", 1
+    while pos < len(unit_text):
+        tok = _UNIT_TOKEN.match(unit_text, pos)
+        if tok is None or tok.end() == pos or (tok.group("op") is not None) == expect_name:
+            raise UnitMismatchError(f"{what}: cannot read the unit {unit_text!r} of {text!r} (write e.g. nS, "
+                                    "pA, mV, 1/ms, nS/um^2)")
+        pos = tok.end()
+        if tok.group("op"):
+            op, expect_name = tok.group("op"), True
+            continue
+        name, power = tok.group("name"), int(tok.group("exp") or 1)
+        if name not in units:
+            raise UnitMismatchError(f"{what}: unknown unit {name!r} in {text!r}")
+        if abs(power) > 8:
+            raise UnitMismatchError(f"{what}: the power {power} in {text!r} is out of range (at most 8)")
+        factor = units[name] ** power
+        value = value * factor if op == "*" else value / factor
+        expect_name = False
+    if expect_name:
+        raise UnitMismatchError(f"{what}: the unit {unit_text!r} of {text!r} ends with an operator")
+    if dim is not None and get_dimensions(value) is not dim:
+        raise UnitMismatchError(f"{what}: {text!r} is in {unit_name(get_dimensions(value))}, but {what} takes "
+                                f"{unit_name(dim)}")
+    return value
