@@ -39,7 +39,8 @@ def search(problem: Problem, loss_fn, method: str, *, n_starts: int, starts: str
         label = ("auto (differential evolution, then "
                  + (f"{refine} Adam steps on the trace)" if refine else "no gradient polishing)"))
     kind = "de" if method == "auto" else method
-    fp = fingerprint(problem, loss_fn, method, seed, n_starts=n_starts, starts=starts, max_iter=max_iter, lr=lr,
+    # max_iter is left out: a resumed fit may be given more iterations
+    fp = fingerprint(problem, loss_fn, method, seed, n_starts=n_starts, starts=starts, lr=lr,
                      patience=patience, tol=tol, schedule=schedule, refine=refine, refine_lr=refine_lr)
     saved = load_checkpoint(resume, fp) if resume is not None else None
     save = None

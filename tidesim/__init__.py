@@ -16,6 +16,8 @@ from tidesim.core import surrogate
 from tidesim.core.errors import (
     BackendError,
     EquationSyntaxError,
+    InputError,
+    InsufficientMemoryError,
     MissingParameterError,
     ModelError,
     NetworkError,
@@ -42,7 +44,8 @@ __all__ = [
     "nir_io", "dynamics", "sweep", "fit_many",
     "TidesimError", "ModelError", "EquationSyntaxError",
     "UnitMismatchError", "UnknownIdentifierError", "MissingParameterError", "ShapeError",
-    "SimulationError", "NumericalInstabilityError", "BackendError", "Unsupported", "NetworkError",
+    "SimulationError", "NumericalInstabilityError", "BackendError", "Unsupported", "NetworkError", "InputError",
+    "InsufficientMemoryError",
 ]
 
 # Sub-packages imported on first use (`import tidesim` stays light: elephant, sbi, dask and the zoo load

@@ -84,3 +84,76 @@ def test_fit_command_bad_input_is_one_clear_line(argv, message, capsys):
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_unit_strings_are_read_without_eval_and_checked():
+    with pytest.raises(ValueError, match="--dt: '0.2mV' is in V, but --dt takes s"):
+        parse_quantity("0.2mV", "--dt", b2.second.dim)
+    with pytest.raises(ValueError, match="out of range|cannot read the unit"):
+        parse_quantity("1ms^9^9^9", "--dt", b2.second.dim)  # ran until killed when it was eval'd
+    with pytest.raises(ValueError, match="power 99 in '1ms\\^99' is out of range"):
+        parse_quantity("1ms^99", "--dt")
+    for bad in ("1__import__('os')", "1ms.__class__", "1(ms)", "1ms**", "1 ms ms", "1e999ms", "1" + "m" * 100):
+        with pytest.raises(ValueError):
+            parse_quantity(bad, "--dt")
+    assert float(parse_quantity("2 nS/um^2", "g")) == pytest.approx(2e-9 / 1e-12)
+    assert float(parse_quantity("1 ms**-1", "rate")) == pytest.approx(1000.0)
+
+
+class _Payload:
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import pathlib
+
+        return (pathlib.Path.touch, (pathlib.Path(self.marker),))
+
+
+def test_fit_command_refuses_a_pickle_and_runs_nothing(tmp_path, capsys):
+    import pickle
+
+    marker, path = tmp_path / "ran", tmp_path / "cell.pkl"
+    path.write_bytes(pickle.dumps(_Payload(marker)))
+    assert cli.main(["fit", str(path), "--out", str(tmp_path / "out")]) == 2
+    assert "pickles" in capsys.readouterr().err
+    assert not marker.exists() and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--dt", "0.2mV"], "--dt: '0.2mV' is in V, but --dt takes s"),
+    (["--dt", "1ms^9^9^9"], "--dt"),
+    (["--resume"], "--resume goes on from --checkpoint"),
+    (["--window", "0.1:2mV"], "--window: '2mV' is in V"),
+])
+def test_fit_command_bad_values_refused_before_any_work(extra, message, tmp_path, capsys):
+    assert cli.main(["fit", "axon_steps", "--out", str(tmp_path / "out"), *extra]) == 2
+    captured = capsys.readouterr()
+    assert message in captured.err and "fitting" not in captured.out
+    assert not (tmp_path / "out").exists()
+
+
+def test_fit_command_checks_out_before_fitting_and_never_replaces_a_report(tmp_path, capsys):
+    a_file = tmp_path / "results.txt"
+    a_file.write_text("keep me")
+    assert cli.main(["fit", "axon_steps", "--out", str(a_file)]) == 2
+    captured = capsys.readouterr()
+    assert "is a file, not a folder" in captured.err and "fitting" not in captured.out
+    assert a_file.read_text() == "keep me"
+    earlier = tmp_path / "earlier"
+    (earlier / "fit").mkdir(parents=True)
+    (earlier / "report.md").write_text("an earlier fit")
+    assert cli.main(["fit", "axon_steps", "--out", str(earlier)]) == 2
+    captured = capsys.readouterr()
+    assert "--force" in captured.err and "fitting" not in captured.out
+    assert (earlier / "report.md").read_text() == "an earlier fit"
+
+
+def test_default_output_folder_is_the_first_free_one(tmp_path, monkeypatch):
+    from tidesim.cli.fit import free_folder
+
+    monkeypatch.chdir(tmp_path)
+    assert free_folder("tidesim-fit") == tmp_path.joinpath("tidesim-fit").relative_to(tmp_path)
+    (tmp_path / "tidesim-fit").mkdir()
+    (tmp_path / "tidesim-fit" / "report.md").write_text("first")
+    assert str(free_folder("tidesim-fit")) == "tidesim-fit-2"

@@ -1,6 +1,8 @@
 """Generated C: the kernels' source, and the one loader that compiles and caches it."""
 
 import ctypes
+import os
+import time
 
 import pytest
 
@@ -28,3 +30,21 @@ def test_the_loader_compiles_once_and_reports_compiler_errors(tmp_path, monkeypa
     assert build.load(source, "test") is lib  # the memo: no second compile
     with pytest.raises(build.BuildError, match="compiling a tidesim kernel failed"):
         build.load("this is not C", "test")
+
+
+def test_kernel_cache_is_bounded_least_recently_used_first(tmp_path, monkeypatch):
+    monkeypatch.setenv("TIDESIM_CACHE", str(tmp_path))
+    sources = [f"double f{k}(double x) {{ return x * {k}.0; }}\n" for k in range(4)]
+    build.load(sources[0], prefix="t")
+    size = next((tmp_path / "kernels").glob("*.so")).stat().st_size
+    monkeypatch.setenv("TIDESIM_CACHE_MAX_MB", str(2.5 * size / 1e6))  # room for two kernels
+    build.load(sources[1], prefix="t")
+    first = sorted((tmp_path / "kernels").glob("*.so"), key=lambda p: p.stat().st_mtime)[0]
+    os.utime(first, (time.time() + 5, time.time() + 5))  # the first kernel was used again most recently
+    build.load(sources[2], prefix="t")
+    left = list((tmp_path / "kernels").glob("*.so"))
+    assert len(left) == 2 and first in left  # the second, least recently used, went
+    assert build.load(sources[3], prefix="t").f3 is not None
+    monkeypatch.setenv("TIDESIM_CACHE_MAX_MB", "lots")
+    with pytest.raises(ValueError, match="TIDESIM_CACHE_MAX_MB must be a number"):
+        build.cache_limit()

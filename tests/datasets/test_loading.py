@@ -146,3 +146,50 @@ def test_synthetic_ground_truth():
     assert 0 < np.abs(shift).max() < 2e-3
     again = ts.datasets.synthetic(lif, clean.annotations["true_parameters"], clean, seed=1)
     assert torch.equal(again.voltage, clean.voltage)  # a Recording as the protocol
+
+
+class _Payload:
+    """Unpickling it creates ``marker``: stands in for any command a crafted file could run."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import pathlib
+
+        return (pathlib.Path.touch, (pathlib.Path(self.marker),))
+
+
+def test_pickled_recording_is_refused_and_runs_nothing(tmp_path):
+    import pickle
+
+    marker = tmp_path / "ran"
+    for name in ("cell.pkl", "cell.pickle", "CELL.PKL"):
+        path = tmp_path / name
+        path.write_bytes(pickle.dumps(_Payload(marker)))
+        with pytest.raises(ts.datasets.RecordingFormatError, match="pickles(.|\n)*allow_pickle=True"):
+            ts.datasets.load(path)
+        with pytest.raises(ts.datasets.RecordingFormatError, match="pickles"):
+            ts.datasets.load([path])
+    assert not marker.exists()
+
+
+def test_pickle_allowed_when_asked_for_a_file_you_made(tmp_path):
+    rec = ts.datasets.load_bundled("axon_steps")
+    path = tmp_path / "mine.pkl"
+    neo.io.PickleIO(str(path)).write_block(rec.to_neo())
+    back = ts.datasets.load(path, allow_pickle=True)
+    assert torch.equal(back.voltage, rec.voltage)
+
+
+def test_save_never_replaces_a_file_unasked(tmp_path):
+    rec = ts.datasets.load_bundled("axon_steps")
+    path = tmp_path / "rec.nix"
+    ts.datasets.save(rec.select([0]), path)
+    before = path.read_bytes()
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        ts.datasets.save(rec, path)
+    assert path.read_bytes() == before
+    ts.datasets.save(rec, path, overwrite=True)
+    assert len(ts.datasets.load(path)) == len(rec)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rec.nix"]  # no temporary file left behind

@@ -207,3 +207,33 @@ def test_bad_arguments(lif_model):
         ts.simulate(lif_model, duration=10 * b2.mV)
     with pytest.raises(ValueError, match="checkpoint"):
         ts.simulate(lif_model, duration=0.01, checkpoint=-5, params={"I": 0.0})
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"dtype": torch.bfloat16}, "dtype torch.bfloat16 is not supported"),
+    ({"dtype": torch.float16}, "dtype torch.float16 is not supported"),
+    ({"dtype": torch.int32}, "dtype torch.int32 is not supported"),
+    ({"params": {"a": float("nan")}}, "parameter 'a' is nan"),
+    ({"params": {"a": torch.tensor([1e-9, float("inf")])}, "n": 2}, "parameter 'a' is inf at index 1"),
+    ({"params": {"a": None}}, "parameter 'a' is None"),
+    ({"params": {"a": "2nS"}}, "parameter 'a' is the text '2nS'"),
+    ({"params": {"a": torch.tensor(1e-9, device="meta")}}, "parameter 'a' is a tensor on the 'meta' device"),
+    ({"inputs": {"I": np.array([0.5e-9, np.nan])}}, "input 'I' is nan at index 1"),
+    ({"n": 2.5}, "n must be a positive whole number of neurons, got 2.5"),
+    ({"dt": 0.2}, r"dt \(0.2 s\) is not shorter than the duration \(0.1 s\)"),
+    ({"n": 10**9}, "1000000000 neurons x 1000 steps .* GiB"),
+])
+def test_unusable_values_are_refused_before_anything_runs(kw, message):
+    with pytest.raises(ts.TidesimError, match=message):
+        ts.simulate(ts.models.get("adex"), 0.1, **kw)
+
+
+def test_symbolic_integration_too_large_is_refused_at_once():
+    import time
+
+    eqs = "\n".join([f"dx{i}/dt = -x{i}/tau : 1" for i in range(100)] + ["tau : second"])
+    t0 = time.perf_counter()
+    with pytest.raises(ts.ModelError, match="100 differential equations are too many .* method='exponential_euler'"):
+        ts.NeuronModel(eqs, parameters={"tau": 0.01}, method="exact")
+    assert ts.NeuronModel(eqs, parameters={"tau": 0.01}).method == "euler"  # the default choice skips exact
+    assert time.perf_counter() - t0 < 30

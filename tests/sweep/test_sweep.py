@@ -244,6 +244,21 @@ def test_resume_reuses_finished_chunks(adex, tmp_path, monkeypatch):
     assert len(calls) == 4
 
 
+def test_truncated_cache_chunk_is_recomputed_with_a_warning_naming_it(adex, tmp_path, monkeypatch):
+    protocol = sweep.steps([1.0e-9], start=0.02, stop=0.12, duration=0.15)
+    points = sweep.grid(a=np.linspace(0, 6e-9, 4), b=[0.0, 50e-12])
+    kw = dict(progress=False, n_per_chunk=4, cache_dir=tmp_path)
+    first = sweep(adex, points, protocol, **kw)
+    chunk = sorted(tmp_path.glob("sweep-adex-*.npz"))[0]
+    chunk.write_bytes(chunk.read_bytes()[:100])  # a disk that filled up, a copy cut short
+    calls = _count_simulations(monkeypatch)
+    with pytest.warns(UserWarning, match=f"unreadable cached sweep chunk {chunk}.*recomputing"):
+        again = sweep(adex, points, protocol, **kw)
+    assert len(calls) == 1 and again.attrs["cached_chunks"] == 1
+    pd.testing.assert_frame_equal(again, first, check_exact=True)
+    assert np.load(chunk)["counts"].shape == (1, 4)  # rewritten whole
+
+
 def test_samples_from_bounds_and_maps(adex, artefacts):
     bounds = {"a": (0.5e-9, 8e-9, "log"), "b": (0, 150e-12)}
     s = sweep.sample(bounds, 48, method="sobol", seed=1)

@@ -19,7 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
-__all__ = ["compiler", "available", "cache_dir", "load", "BASE_FLAGS", "NATIVE_FLAGS", "BuildError"]
+__all__ = ["compiler", "available", "cache_dir", "cache_limit", "load", "BASE_FLAGS", "NATIVE_FLAGS", "BuildError"]
 
 #: Flags of every kernel: optimised, no errno from libm, a shared library.
 BASE_FLAGS = ("-O3", "-fno-math-errno", "-shared", "-fPIC")
@@ -45,6 +45,39 @@ def available() -> bool:
 def cache_dir() -> Path:
     """Where compiled kernels are kept (``$TIDESIM_CACHE/kernels``)."""
     return Path(os.environ.get("TIDESIM_CACHE", Path.home() / ".cache" / "tidesim")) / "kernels"
+
+
+def cache_limit() -> int:
+    """Most bytes of compiled kernels kept on disk (``$TIDESIM_CACHE_MAX_MB``, default 512 MB); the least
+    recently used are removed beyond it."""
+    text = os.environ.get("TIDESIM_CACHE_MAX_MB", "512")
+    try:
+        mb = float(text)
+    except ValueError:
+        raise ValueError(f"TIDESIM_CACHE_MAX_MB must be a number of megabytes, got {text!r}") from None
+    return max(0, int(mb * 1e6))
+
+
+def _evict(folder: Path, keep: Path) -> None:
+    """Remove the least recently used kernels until the cache fits :func:`cache_limit` (``keep`` stays)."""
+    entries = []
+    for lib in folder.glob("*.so"):
+        try:
+            st = lib.stat()
+        except OSError:  # removed by a parallel run
+            continue
+        entries.append((st.st_mtime, st.st_size, lib))
+    total, limit = sum(size for _, size, _ in entries), cache_limit()
+    for _, size, lib in sorted(entries, key=lambda e: e[0]):
+        if total <= limit:
+            break
+        if lib == keep:
+            continue
+        try:
+            lib.unlink()  # a process that has it loaded keeps its mapping
+            total -= size
+        except OSError:
+            pass
 
 
 def _host() -> str:
@@ -82,4 +115,10 @@ def load(source: str, prefix: str = "k", native: bool = False) -> ctypes.CDLL:
             else:
                 raise BuildError(f"compiling a tidesim kernel failed:\n{proc.stderr[-2000:]}")
             os.replace(out, lib_path)  # atomic: parallel runs never load a half-written file
+        _evict(folder, lib_path)
+    else:
+        try:
+            os.utime(lib_path)  # marks it recently used for eviction
+        except OSError:
+            pass
     return ctypes.CDLL(str(lib_path))

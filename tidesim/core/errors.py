@@ -59,3 +59,12 @@ class Unsupported(SimulationError, NotImplementedError):
 
 class NetworkError(TidesimError, ValueError):
     """A network built wrongly: unknown populations, shapes, delays."""
+
+
+class InputError(TidesimError, ValueError):
+    """A value given to a simulation cannot be used: wrong type, not finite, a dtype or length that
+    would give wrong results. The message names the value."""
+
+
+class InsufficientMemoryError(TidesimError, MemoryError):
+    """A run would need more memory than the machine has free (checked before anything is allocated)."""

@@ -52,19 +52,19 @@ def check_new(paths: Iterable[str | Path], overwrite: bool, what: str,
 
 
 def check_writable_dir(folder: str | Path, what: str) -> Path:
-    """Make sure ``folder`` is (or can become) a folder this process can write into, before any work starts."""
+    """Make sure ``folder`` is, or can become, a folder this process writes into, before any work
+    starts (nothing is created: a refused command leaves no trace)."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise TidesimError(f"{what} {folder} is a file, not a folder")
-    probe_in = folder
-    while not probe_in.exists():  # the nearest existing ancestor must be writable to create the folder
-        probe_in = probe_in.parent
-    if not probe_in.is_dir() or not os.access(probe_in, os.W_OK | os.X_OK):
-        raise TidesimError(f"{what} {folder} cannot be written ({probe_in} is not a writable folder)")
+    probe = folder
+    while not probe.exists():  # the nearest existing ancestor must take the new folder
+        probe = probe.parent
+    if not probe.is_dir():
+        raise TidesimError(f"{what} {folder} cannot be made: {probe} is a file")
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
+        with tempfile.TemporaryFile(dir=probe):
             pass
     except OSError as exc:
-        raise TidesimError(f"{what} {folder} cannot be written: {exc}") from None
+        raise TidesimError(f"{what} {folder} cannot be written ({probe}: {exc.strerror or exc})") from None
     return folder

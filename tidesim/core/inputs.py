@@ -13,12 +13,19 @@ import numpy as np
 import torch
 from brian2 import second
 
-from tidesim.core.errors import MissingParameterError, ShapeError, UnknownIdentifierError
+from tidesim.core.errors import (
+    InputError,
+    InsufficientMemoryError,
+    MissingParameterError,
+    ShapeError,
+    UnknownIdentifierError,
+)
 from tidesim.core.model import NeuronModel
 from tidesim.core.units import si_float, to_si
 
-__all__ = ["ResolvedInputs", "resolve", "infer_n", "as_tensor", "check_parameters", "check_time", "n_steps_for",
-           "record_names", "seeded_generator"]
+__all__ = ["ResolvedInputs", "resolve", "infer_n", "as_tensor", "checked_tensor", "check_parameters", "check_time",
+           "check_dtype", "check_run_length", "check_memory", "available_memory", "n_steps_for", "record_names",
+           "seeded_generator"]
 
 _EPSILON_DT = 1e-4  # Brian2's Clock.epsilon_dt
 
@@ -27,8 +34,48 @@ def check_time(value: Any, name: str) -> float:
     """A positive, finite time in seconds (a number or a Brian2 quantity of time)."""
     value = si_float(value, name, second.dim)
     if value <= 0:
-        raise ValueError(f"{name} must be a positive time, got {value} s")
+        raise InputError(f"{name} must be a positive time, got {value} s")
     return value
+
+
+def check_dtype(dtype: Any) -> torch.dtype:
+    """float32 or float64: half precision loses membrane dynamics silently (bfloat16 keeps 3 digits)."""
+    if dtype not in (torch.float32, torch.float64):
+        raise InputError(f"dtype {dtype} is not supported: simulations run in torch.float64 (comparisons, fits) "
+                         "or torch.float32 (speed); half precision and integer types give wrong dynamics")
+    return dtype
+
+
+def check_run_length(duration: float, dt: float) -> None:
+    """A run must take more than one step: a ``dt`` as long as the run is almost always a unit slip."""
+    if dt >= duration:
+        raise InputError(f"dt ({dt:g} s) is not shorter than the duration ({duration:g} s): the run would be a "
+                         "single step. Check the units (dt is usually 0.01-0.1 ms, e.g. dt=0.1*ms)")
+
+
+def available_memory(device: torch.device) -> int | None:
+    """Bytes free for a new allocation on ``device`` (None where it cannot be told)."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo") as f:
+            info = dict(line.split(":", 1) for line in f)
+        return int(info["MemAvailable"].strip().split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def check_memory(n: int, n_steps: int, n_recorded: int, dtype: torch.dtype, device: torch.device,
+                 where: str) -> None:
+    """Refuse a run whose recorded traces and spike raster would not fit in the memory left."""
+    need = n_steps * n * (n_recorded + 1) * torch.finfo(dtype).bits // 8
+    free = available_memory(device)
+    if free is not None and need > 0.8 * free:
+        raise InsufficientMemoryError(
+                          f"{where}: {n} neurons x {n_steps} steps with {n_recorded} recorded variable(s) need "
+                          f"about {need / 2**30:.1f} GiB, and {device.type} has {free / 2**30:.1f} GiB free. "
+                          "Record fewer variables (record=[] keeps spikes only), simulate fewer neurons or a "
+                          "shorter run, or split it into runs that continue from each other's final state")
 
 
 def n_steps_for(duration: float, dt: float) -> int:
@@ -66,6 +113,27 @@ def record_names(model: NeuronModel, record: Sequence[str] | None) -> tuple[str,
             + f" and parameters {', '.join(model.parameter_names)}"
         )
     return tuple(record)
+
+
+def checked_tensor(value: Any, what: str, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """An SI value as a finite tensor; ``what`` names it (e.g. ``"parameter 'a'"``) in every refusal."""
+    if value is None:
+        raise InputError(f"{what} is None: give a number or a quantity")
+    if isinstance(value, (str, bytes)):
+        raise InputError(f"{what} is the text {value!r}: give a number or a quantity (e.g. 2*nS), not a string")
+    if isinstance(value, torch.Tensor) and value.device.type == "meta":
+        raise InputError(f"{what} is a tensor on the 'meta' device, which holds no values")
+    try:
+        out = as_tensor(value, dtype, device)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise InputError(f"{what} cannot be read as numbers ({type(value).__name__}: {exc})") from None
+    bad = ~torch.isfinite(out.detach())
+    if bool(bad.any()):
+        first = tuple(int(i) for i in torch.nonzero(bad)[0]) if out.ndim else ()
+        at = f" at index {first[0] if len(first) == 1 else first}" if first else ""
+        raise InputError(f"{what} is {float(out.detach().reshape(-1)[bad.reshape(-1)][0])}{at}: "
+                         "every value must be a finite number")
+    return out
 
 
 def as_tensor(value: Any, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -180,7 +248,7 @@ def resolve(
             value = inputs[name]
             if callable(value) and not isinstance(value, torch.Tensor):
                 value = _evaluate_callable(name, value, t)
-            value = as_tensor(to_si(value, f"input '{name}'", dim), dtype, device)
+            value = checked_tensor(to_si(value, f"input '{name}'", dim), f"input '{name}'", dtype, device)
             ts = _time_series(name, value, n, n_steps)
             if isinstance(ts, list):
                 series[name] = ts
@@ -197,7 +265,7 @@ def resolve(
                 f"parameter '{name}' of {model.name} (unit {model.unit_of(name)}) has no value: give "
                 f"it in params={{'{name}': ...}} or inputs={{'{name}': ...}}"
             )
-        value = as_tensor(to_si(value, f"parameter '{name}'", dim), dtype, device)
+        value = checked_tensor(to_si(value, f"parameter '{name}'", dim), f"parameter '{name}'", dtype, device)
         resolved[name] = _per_neuron(name, value, n)
     return ResolvedInputs(resolved, series, n, n_steps, stacked)
 

@@ -48,6 +48,9 @@ from tidesim.core.units import (
 __all__ = ["NeuronModel"]
 
 _AUTO_METHODS = ("exact", "euler", "heun")  # Brian2's NeuronGroup default, in its order
+#: Brian2's exact (linear) integrator solves the system symbolically: 10 equations take seconds, 20 take
+#: tens of seconds, 100 do not finish; beyond this size it is refused (or skipped by the default choice).
+EXACT_MAX_STATES = 10
 
 
 def _is_int_not_refractory(e: sympy.Basic) -> bool:
@@ -300,6 +303,11 @@ class NeuronModel:
         candidates = _AUTO_METHODS if method is None else (method,)
         reasons = []
         for name in candidates:
+            if name in ("exact", "linear") and len(self.state_names) > EXACT_MAX_STATES:
+                reasons.append(f"{name}: {len(self.state_names)} differential equations are too many to integrate "
+                               f"symbolically (at most {EXACT_MAX_STATES}; it would take minutes to hours); use "
+                               "method='exponential_euler' or 'euler'")
+                continue
             try:
                 code = StateUpdateMethod.apply_stateupdater(eqs, {}, name)
             except (UnsupportedEquationsException, ValueError, TypeError, KeyError) as exc:

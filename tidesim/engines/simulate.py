@@ -8,7 +8,18 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from tidesim.core.inputs import check_time, infer_n, n_steps_for, record_names, resolve, seeded_generator
+from tidesim.core.errors import InputError
+from tidesim.core.inputs import (
+    check_dtype,
+    check_memory,
+    check_run_length,
+    check_time,
+    infer_n,
+    n_steps_for,
+    record_names,
+    resolve,
+    seeded_generator,
+)
 from tidesim.core.model import NeuronModel
 from tidesim.core.network import NetworkDescription
 from tidesim.core.result import SimulationResult
@@ -89,8 +100,10 @@ def simulate(
     """
     dt_s = check_time(dt, "dt")
     duration_s = check_time(duration, "duration")
+    check_run_length(duration_s, dt_s)
     steps = n_steps_for(duration_s, dt_s)
     n = _population_size(n, params, inputs)
+    dtype = check_dtype(dtype)
     if backend not in ("torch", "brian2"):
         raise ValueError(f"unknown backend {backend!r}; use 'torch' or 'brian2'")
     if backend == "brian2":  # the reference runs float64 on the CPU whatever the torch run uses
@@ -103,9 +116,11 @@ def simulate(
     for name, value in (("tbptt", tbptt), ("checkpoint", checkpoint)):
         if value is not None and value is not False and int(value) < 1:
             raise ValueError(f"{name} must be a positive number of steps, got {value}")
+    recorded = record_names(model, record)
+    check_memory(n, steps, len(recorded), dtype, device, model.name)
     res = resolve(model, n, steps, dt_s, params, inputs, dtype, device)
     cfg = RunConfig(n=n, dt=dt_s, n_steps=steps, dtype=dtype, device=device,
-                    surrogate=get_surrogate(surrogate), record=record_names(model, record),
+                    surrogate=get_surrogate(surrogate), record=recorded,
                     detach_reset=detach_reset, tbptt=int(tbptt) if tbptt else None,
                     checkpoint=int(checkpoint) if checkpoint else None)
     initial = dict(initial or {})
@@ -124,8 +139,12 @@ def _population_size(n: Any, params: Mapping[str, Any] | None, inputs: Mapping[s
     """``n`` as given (a positive whole number), else the size per-neuron values imply."""
     if n is None:
         return infer_n(params, inputs)
-    if isinstance(n, bool) or not float(n).is_integer() or int(n) < 1:
-        raise ValueError(f"n must be a positive whole number of neurons, got {n!r}")
+    try:
+        whole = not isinstance(n, bool) and float(n).is_integer() and int(n) >= 1
+    except (TypeError, ValueError, OverflowError):
+        whole = False
+    if not whole:
+        raise InputError(f"n must be a positive whole number of neurons, got {n!r}")
     return int(n)
 
 
@@ -144,7 +163,9 @@ def simulate_network(net: NetworkDescription, duration: Any, dt: Any = 1e-4,
     inputs, record, _ = net.run_arguments(inputs, record)
     if checkpoint is not None and int(checkpoint) < 1:
         raise ValueError(f"checkpoint must be a positive number of steps, got {checkpoint}")
-    request = NetworkRun(net, check_time(duration, "duration"), check_time(dt, "dt"), inputs, record, dtype,
+    duration_s, dt_s = check_time(duration, "duration"), check_time(dt, "dt")
+    check_run_length(duration_s, dt_s)
+    request = NetworkRun(net, duration_s, dt_s, inputs, record, check_dtype(dtype),
                          get_surrogate(surrogate), seed, target, int(checkpoint) if checkpoint else None)
     return table.run("network", engine, request)
 

@@ -17,6 +17,7 @@ import re
 import tempfile
 import threading
 import warnings
+import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -301,7 +302,7 @@ def load_cached(path: Path, task: ChunkTask) -> dict[str, np.ndarray] | None:
     try:
         with np.load(path, allow_pickle=False) as f:
             out = {k: f[k] for k in f.files}
-    except (OSError, ValueError, EOFError) as err:
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as err:
         warnings.warn(f"ignoring unreadable cached sweep chunk {path} ({err}); recomputing it", stacklevel=3)
         return None
     n_amp = len(task.protocol.amplitudes)
