@@ -197,3 +197,41 @@ def test_killed_worker_chunks_are_rerun(adex, points, tmp_path, monkeypatch):
     assert marker.exists() and int(marker.read_text()) != os.getpid()  # a worker process died
     here = sweep(adex, points, protocol, n_per_chunk=20, progress=False, measures=["rate", "isi_cv", measure])
     pd.testing.assert_frame_equal(there, here, check_exact=True)
+
+
+KILLER_LOSS = '''
+import os
+
+import tidesim as ts
+
+
+def loss(out, data, marker=None):
+    """The sub-threshold trace error; the first call anywhere takes its worker process down with it."""
+    if marker is not None and not os.path.exists(marker):
+        with open(marker, "w") as f:
+            f.write(str(os.getpid()))
+        os._exit(13)
+    return ts.fitting.TraceMSE()(out, data)
+'''
+
+
+@pytest.mark.slow
+def test_eight_fits_survive_a_killed_worker_identical_to_serial(tmp_path, monkeypatch):
+    (tmp_path / "killer_loss.py").write_text(KILLER_LOSS)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import killer_loss
+
+    lif = ts.models.get("lif")
+    recs = {f"cell{k}": ts.datasets.synthetic(lif, {"tau_m": (8 + 3 * k) * 1e-3, "R": 120e6},
+                                              protocol=[0.1e-9, 0.3e-9], duration=0.15, noise=0.3e-3, seed=k)
+            for k in range(8)}
+    bounds = {"tau_m": (5e-3, 40e-3), "R": (30e6, 300e6)}
+    marker = tmp_path / "killed"
+    kw = dict(method="de", n_starts=8, max_iter=3, seed=1)
+    there = fit_many(lif, recs, bounds, client="local", retries=2,
+                     loss=functools.partial(killer_loss.loss, marker=str(marker)), **kw)
+    assert marker.exists() and int(marker.read_text()) != os.getpid()  # a worker process died mid-way
+    here = fit_many(lif, recs, bounds, loss=functools.partial(killer_loss.loss, marker=None), **kw)
+    assert list(there.index) == list(recs) and (there.status == "ok").all()  # none lost, none twice
+    pd.testing.assert_frame_equal(there[["tau_m", "R", "loss"]], here[["tau_m", "R", "loss"]], check_exact=True)
