@@ -54,3 +54,16 @@ def test_populations_are_checked_when_added():
     with pytest.raises(UnitMismatchError, match="rates"):
         net.add_spike_source("poisson", 2, rates=5 * b2.mV)
     assert list(net.populations) == ["inp", "exc"]
+
+
+def test_unusable_population_and_projection_values_are_named():
+    net = ts.Network()
+    with pytest.raises(ts.InputError, match="population 'exc': parameter 'tau_m' is nan"):
+        net.add_population("exc", ts.models.get("lif"), 3, params={"tau_m": float("nan")})
+    with pytest.raises(ts.InputError, match="population 'exc': parameter 'tau_m' is the text"):
+        net.add_population("exc", ts.models.get("lif"), 3, params={"tau_m": "10 ms"})
+    net.add_population("exc", ts.models.get("lif"), 3)
+    with pytest.raises(NetworkError, match="needs a ts.SynapseModel as synapse, got str"):
+        net.connect("exc", "exc", "exp_current")
+    with pytest.raises(ts.InputError, match="synaptic variable 'w' of exc->exc is nan"):
+        net.connect("exc", "exc", ts.SynapseModel("w : volt", on_pre="v_post += w"), params={"w": float("nan")})

@@ -280,6 +280,7 @@ def check_parameters(model: NeuronModel, params: Mapping[str, Any] | None, n: in
                 f"{where}: {model.name} has no parameter {name!r}; its parameters are "
                 f"{', '.join(model.parameter_names)}")
         value = to_si(value, f"{where}: parameter '{name}'", model.dims[name])
+        checked_tensor(value, f"{where}: parameter '{name}'", torch.float64, torch.device("cpu"))
         shape = tuple(value.shape) if isinstance(value, torch.Tensor) else np.shape(value)
         if len(shape) > 1 or (len(shape) == 1 and shape[0] not in (1, n)):
             raise ShapeError(f"{where}: parameter '{name}' has shape {shape}; expected a scalar or [n] = [{n}]")

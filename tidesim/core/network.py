@@ -21,7 +21,7 @@ from tidesim.core.errors import (
     ShapeError,
     UnknownIdentifierError,
 )
-from tidesim.core.inputs import check_parameters
+from tidesim.core.inputs import check_parameters, checked_tensor
 from tidesim.core.synapses import BoundSynapse, SynapseModel
 from tidesim.core.units import si_float, to_si
 
@@ -163,6 +163,7 @@ class NetworkDescription:
         (its non-zero entries are the synapses, their values the first synaptic variable).
         ``params``: synaptic variables, scalars or one value per synapse (tensors may require grad).
         ``delay``: seconds, a scalar or one per synapse, a whole number of steps at run time.
+        ``synapse`` may also be a kind from :mod:`tidesim.models.synapses` (its ``.synapse`` is used).
         """
         for role, pop in (("pre", pre), ("post", post)):
             if pop not in self.populations:
@@ -177,6 +178,11 @@ class NetworkDescription:
         if name in taken:
             raise NetworkError(f"{self.name} already has a population or projection named {name!r}; give the "
                                "projection another name=")
+        if isinstance(getattr(synapse, "synapse", None), SynapseModel):  # a zoo synapse kind: its synapse side
+            synapse = synapse.synapse
+        if not isinstance(synapse, SynapseModel):
+            raise NetworkError(f"connect({pre!r}, {post!r}, ...) needs a ts.SynapseModel as synapse, got "
+                               f"{type(synapse).__name__}")
         source_msg = (f"{post!r} is a spike source; synapses onto it cannot change or read post-synaptic "
                       "variables (they may only be plastic)")
         try:
@@ -321,8 +327,10 @@ def _synaptic_values(synapse: SynapseModel, given: dict[str, Any], n_syn: int, p
     for var in synapse.variables:
         value = to_si(given.get(var, synapse.parameters.get(var, 0.0)), f"{var}' of '{proj}",
                       synapse.variable_dims[var])
-        t = value if isinstance(value, torch.Tensor) else torch.as_tensor(np.asarray(value, dtype=float),
-                                                                          dtype=torch.float64)
+        keep = value if isinstance(value, torch.Tensor) else None
+        t = checked_tensor(value, f"synaptic variable {var!r} of {proj}",
+                           keep.dtype if keep is not None else torch.float64,
+                           keep.device if keep is not None else torch.device("cpu"))
         if t.ndim == 0:
             t = t.expand(n_syn)
         if t.shape != (n_syn,):
