@@ -233,7 +233,7 @@ def test_symbolic_integration_too_large_is_refused_at_once():
 
     eqs = "\n".join([f"dx{i}/dt = -x{i}/tau : 1" for i in range(100)] + ["tau : second"])
     t0 = time.perf_counter()
-    with pytest.raises(ts.ModelError, match="100 differential equations are too many .* 'exponential_euler'"):
+    with pytest.raises(ts.ModelError, match="100 differential equations are too many .*exponential_euler"):
         ts.NeuronModel(eqs, parameters={"tau": 0.01}, method="exact")
     assert ts.NeuronModel(eqs, parameters={"tau": 0.01}).method == "euler"  # the default choice skips exact
     assert time.perf_counter() - t0 < 30

@@ -292,6 +292,45 @@ def test_snntorch_imports_our_export(snn):
     assert torch.equal(s, s_theirs) and s.sum() > 20
 
 
+@pytest.mark.parametrize("reset", ["zero"])
+def test_export_for_snntorch_needs_no_recipe(snn, reset):
+    """export_nir(net, shape, target="snntorch") with nothing else: snnTorch's importer spikes as tidesim
+    does (with default arguments and no target it reads other dynamics: the dt is not its own)."""
+    from snntorch import utils
+    from snntorch.import_nir import import_from_nir
+
+    torch.manual_seed(5)
+    net = tnn.Sequential(tnn.Linear(6, 8), tnn.LIF(beta=0.8, threshold=0.5, reset=reset), tnn.Linear(8, 3),
+                         tnn.LIF(beta=0.9, threshold=0.3, reset=reset))
+    x = torch.rand(60, 4, 6) * 2
+
+    def theirs_spikes(graph):
+        theirs = import_from_nir(graph)
+        utils.reset(theirs)
+        with torch.no_grad():
+            return torch.stack([theirs(x[t])[0] for t in range(x.shape[0])])
+
+    with torch.no_grad():
+        s, _ = net(x)
+    assert torch.equal(theirs_spikes(export_nir(net, 6, target="snntorch")), s) and s.sum() > 20
+    assert not torch.equal(theirs_spikes(export_nir(net, 6)), s)  # the layers' own dt: why the target exists
+
+
+def test_export_for_snntorch_refuses_what_it_reads_differently():
+    subtracting = tnn.Sequential(tnn.Linear(3, 4), tnn.LIF(beta=0.8, reset="subtract"))
+    with pytest.raises(NIRConversionError, match=r"layer 1 \(LIF\) resets by 'subtract'.*always resets to zero"):
+        export_nir(subtracting, 3, target="snntorch")
+    recurrent = tnn.Sequential(tnn.Linear(3, 4), tnn.Recurrent(tnn.LIF(beta=0.8, reset="zero"), 4))
+    with pytest.raises(NIRConversionError, match=r"layer 1 \(Recurrent\).*RLeaky"):
+        export_nir(recurrent, 3, target="snntorch")
+    plain = tnn.Sequential(tnn.Linear(3, 4), tnn.LIF(beta=0.8, reset="zero"))
+    with pytest.raises(NIRConversionError, match="steps at 0.0001 s"):
+        export_nir(plain, 3, dt=1e-3, target="snntorch")
+    with pytest.raises(ValueError, match="target must be None or one of snntorch"):
+        export_nir(plain, 3, target="norse")
+    assert export_nir(plain, 3, target="snntorch").metadata["dt"] == SNNTORCH_DT
+
+
 # ---------------------------------------------------------------------------------------- errors
 def test_export_names_layers_nir_cannot_express():
     adex = tnn.Sequential(tnn.Linear(3, 4), tnn.Neurons(ts.models.get("adex"), input="I"))

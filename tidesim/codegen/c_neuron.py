@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import sympy
 from sympy.printing.c import C99CodePrinter
 
+from tidesim.codegen.brian2_code import c_expression, needed, update_plan
 from tidesim.codegen.torch_source import NumberPrinting, Statement, _eliminate_common
 from tidesim.core.model import NeuronModel
 
@@ -265,23 +266,40 @@ static inline double _surrogate(int kind, double a, double x) {{
 
 def update_lines(model: NeuronModel, names: dict[str, str]) -> list[str]:
     """The state update of one neuron in C (the schedule's first part, shared by the neuron and network
-    kernels): temporaries, then ``Y_<state>``, the new value (a state marked ``(unless refractory)``
-    keeps ``S_<state>`` while ``nr`` is 0). ``names`` gains the temporaries' C names."""
-    body, finals = model.update_statements
-    upd = [(st.target, _prepare(st.expr)) for st in body]
-    lines = _block(CPrinter(names), _with_cse(upd, "_u"), names, "T")
-    for s_name, fin in zip(model.state_names, finals):
-        keep = f"nr ? {names[fin]} : S_{s_name}" if s_name in model.flagged else names[fin]
+    kernels): Brian2's statements in Brian2's order (``B<name>`` temporaries), then ``Y_<state>``, the
+    new value (a state marked ``(unless refractory)`` keeps ``S_<state>`` while ``nr`` is 0).
+    ``names`` gains the temporaries' C names."""
+    code = model.brian2_code
+    body, finals, free = update_plan(code, model.state_names, model.flagged)
+    lines, declared = [], set()
+    for st in body:
+        expr = c_expression(st.expr, names, code.constants, st.target in free)
+        if st.op == "=" and st.target not in declared:
+            declared.add(st.target)
+            names[st.target] = f"B{st.target}"
+            lines.append(f"double B{st.target} = {expr};")
+        else:
+            target = names[st.target]
+            lines.append(f"{target} = {expr};" if st.op == "=" else f"{target} = {target} {st.op[0]} ({expr});")
+    for s_name in model.state_names:
+        new = names[finals[s_name]]
+        keep = f"nr ? {new} : S_{s_name}" if s_name in model.flagged else new
         lines.append(f"double Y_{s_name} = {keep};")
     return lines
 
 
 def spike_condition(model: NeuronModel, names: dict[str, str]) -> str | None:
-    """The threshold condition over the updated states ``Y_<state>`` (``None``: the model never spikes)."""
+    """The threshold condition over the updated states ``Y_<state>``, as Brian2 evaluates it (its
+    subexpressions inlined in parentheses, which keeps their order); ``None``: the model never spikes."""
     if model.threshold_statements is None:
         return None
-    ynames = {**names, **{s: f"Y_{s}" for s in model.state_names}}
-    return CPrinter(ynames).doprint(_prepare(model.threshold_statements[0].expr))
+    local = {**names, **{s: f"Y_{s}" for s in model.state_names}}
+    code = model.brian2_code
+    for st in needed(code.threshold, {"_cond"}):
+        if st.op != "=":
+            raise NotImplementedError(f"Brian2's threshold writes {st.target} {st.op} ...")
+        local[st.target] = f"({c_expression(st.expr, local, code.constants)})"
+    return local["_cond"]
 
 
 def refractory_condition(model: NeuronModel, names: dict[str, str]) -> str:

@@ -137,6 +137,14 @@ class TorchPrinter(NumberPrinting, StrPrinter):
 _PRINTER = TorchPrinter()
 
 
+#: Brian2's function names and the torch functions that compute them.
+_BRIAN2_TORCH = {"exp": "exp", "log": "log", "log10": "log10", "expm1": "expm1", "log1p": "log1p", "sqrt": "sqrt",
+                 "sin": "sin", "cos": "cos", "tan": "tan", "sinh": "sinh", "cosh": "cosh", "tanh": "tanh",
+                 "arcsin": "asin", "arccos": "acos", "arctan": "atan", "floor": "floor", "ceil": "ceil",
+                 "sign": "sign", "logical_not": "logical_not", "logical_and": "logical_and",
+                 "logical_or": "logical_or"}
+
+
 def print_expr(expr: sympy.Expr) -> str:
     """Python/torch source of one sympy expression."""
     return _PRINTER.doprint(expr)
@@ -256,7 +264,18 @@ def make_namespace(
     def _rand():
         return torch.rand(shape, generator=generator, dtype=dtype, device=device)
 
+    def tensor_fn(fn: Callable) -> Callable:
+        def apply(*xs):
+            return fn(*[x if isinstance(x, torch.Tensor) else torch.as_tensor(x, dtype=dtype, device=device)
+                        for x in xs])
+        return apply
+
+    # Brian2's names, for statements printed from Brian2's own code (codegen/brian2_code.py)
+    brian2_names = {name: tensor_fn(getattr(torch, torch_name)) for name, torch_name in _BRIAN2_TORCH.items()}
+    brian2_names.update({"abs": abs, "int": _int, "clip": _clip, "exprel": tensor_fn(_exprel), "rand": _rand,
+                         "randn": _randn, "true": True, "false": False})
     return {
+        **brian2_names,
         "torch": torch,
         "math": math,
         "_exprel": _exprel,

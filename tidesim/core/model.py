@@ -27,7 +27,8 @@ from brian2.stateupdaters.base import StateUpdateMethod, UnsupportedEquationsExc
 from brian2.units.fundamentalunits import DIMENSIONLESS, DimensionMismatchError, Quantity, get_unit
 from brian2.utils.stringtools import get_identifiers
 
-from tidesim.codegen.torch_source import FunctionSource, Statement
+from tidesim.codegen.brian2_code import Brian2Code, brian2_code, needed, torch_function, update_plan
+from tidesim.codegen.torch_source import FunctionSource, Statement, print_expr
 from tidesim.core.equations import (
     SPECIAL_DIMS,
     check_identifiers,
@@ -372,25 +373,34 @@ class NeuronModel:
         return body, [finals[v] for v in self.state_names]
 
     @cached_property
+    def brian2_code(self) -> Brian2Code:
+        """Brian2's own statements for this model's update, threshold and reset (what its numpy and
+        cython targets run), which the generated torch and C code print in Brian2's order."""
+        refractory = (self.refractory_period * second if self.refractory_kind == "time"
+                      else False if self.refractory_kind is None else self.refractory)
+        return brian2_code(self.equations, self.threshold, self.reset, refractory, self.method)
+
+    @cached_property
     def update_function(self) -> FunctionSource:
-        """One integration step of all states (Brian2's abstract code, printed for torch)."""
-        body, finals = self.update_statements
-        used = set().union(*(s.expr.free_symbols for s in body)) if body else set()
-        args = self._ordered_args({s.name for s in used} | set(self.state_names))
-        if any(s.name == "not_refractory" for s in used):
-            args.append("not_refractory")
-        return FunctionSource.from_statements("update", args, body, finals)
+        """One integration step of all states: Brian2's statements for the update, in Brian2's order
+        (its ``_lio_`` loop invariants included), printed for torch."""
+        body, finals, free = update_plan(self.brian2_code, self.state_names, self.flagged)
+        order = self.state_names + self.subexpression_names + self.parameter_names + list(SPECIAL_DIMS)
+        return torch_function("update", body, [finals[s] for s in self.state_names], self.brian2_code.constants,
+                              order + ["not_refractory"], free)
 
     @cached_property
     def threshold_function(self) -> FunctionSource | None:
-        """``(condition, margin)``: the exact spike condition and the distance to threshold."""
+        """``(condition, margin)``: the spike condition as Brian2 evaluates it, and the distance to
+        threshold (for surrogate gradients)."""
         if self.threshold_statements is None:
             return None
-        names = set()
-        for st in self.threshold_statements:
-            names |= {sym.name for sym in st.expr.free_symbols}
-        return FunctionSource.from_statements(
-            "threshold", self._ordered_args(names), self.threshold_statements, ["_cond", "_margin"])
+        body = needed(self.brian2_code.threshold, {"_cond"})
+        margin = print_expr(self.threshold_statements[1].expr)
+        reads = {s.name for s in self.threshold_statements[1].expr.free_symbols if s.name != "_placeholder_arg"}
+        order = self.state_names + self.subexpression_names + self.parameter_names + list(SPECIAL_DIMS)
+        return torch_function("threshold", body, ["_cond", "_margin"], self.brian2_code.constants,
+                              order + ["not_refractory"], extra_lines=[f"_margin = {margin}"], extra_reads=reads)
 
     @cached_property
     def reset_statements(self) -> tuple[list[Statement], dict[str, str]]:

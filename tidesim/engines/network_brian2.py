@@ -16,7 +16,7 @@ from tidesim.core.inputs import n_steps_for, record_names, resolve
 from tidesim.core.network import NetworkDescription, Population, Projection, SpikeSource
 from tidesim.core.result import SimulationResult
 from tidesim.core.units import to_numpy
-from tidesim.engines.neuron_brian2 import brian2_refractory, code_object_class, set_initial_states
+from tidesim.engines.neuron_brian2 import brian2_refractory, code_object_class, ieee_arithmetic, set_initial_states
 from tidesim.engines.requests import NetworkRun
 
 __all__ = ["run_network_brian2"]
@@ -110,7 +110,8 @@ def run_network_brian2(run: NetworkRun) -> dict[str, SimulationResult]:
     if run.seed is not None:
         b2.seed(int(run.seed))
     network = b2.Network(*build.objects, *build.monitors.values())
-    network.run(run.duration * b2.second, namespace=build.namespace)
+    with ieee_arithmetic():
+        network.run(run.duration * b2.second, namespace=build.namespace)
     return _results(net, build.monitors, n_steps, dt)
 
 

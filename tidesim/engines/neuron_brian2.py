@@ -8,8 +8,9 @@ never Brian2's magic ``run()`` or global clock.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
-from typing import Any
+from typing import Any, Iterator
 
 import brian2 as b2
 import numpy as np
@@ -17,12 +18,35 @@ import torch
 from brian2.codegen.runtime.numpy_rt import NumpyCodeObject
 from brian2.units.fundamentalunits import get_unit
 
+from tidesim.codegen.build import cache_dir
 from tidesim.core.errors import BackendError
 from tidesim.core.result import SimulationResult
 from tidesim.core.units import to_numpy
 from tidesim.engines.requests import NeuronRun
 
-__all__ = ["run_brian2", "code_object_class", "set_initial_states", "brian2_refractory"]
+__all__ = ["run_brian2", "code_object_class", "set_initial_states", "brian2_refractory", "ieee_arithmetic"]
+
+
+@contextlib.contextmanager
+def ieee_arithmetic() -> Iterator[None]:
+    """Brian2's compiled targets built without ``-ffast-math`` for the duration of a reference run.
+
+    Brian2 compiles cython code with ``-ffast-math`` by default, which lets the compiler reorder sums
+    and fuse multiply-adds: its results then depend on the compiler and CPU, and differ from its own
+    numpy target in the last bits (in chaotic regimes, whole spikes later). A reference must be
+    reproducible, so tidesim's Brian2 runs use IEEE arithmetic (as the numpy target does), with their
+    own cython cache (``$TIDESIM_CACHE/brian2-cython``; Brian2's cache key ignores compiler flags).
+    Brian2's preferences are restored afterwards.
+    """
+    prefs = b2.prefs
+    saved = (list(prefs.codegen.cpp.extra_compile_args_gcc), prefs.codegen.runtime.cython.cache_dir)
+    strict = [a for a in saved[0] if a not in ("-ffast-math", "-fno-finite-math-only")] + ["-ffp-contract=off"]
+    prefs.codegen.cpp.extra_compile_args_gcc = strict
+    prefs.codegen.runtime.cython.cache_dir = str(cache_dir().parent / "brian2-cython")
+    try:
+        yield
+    finally:
+        prefs.codegen.cpp.extra_compile_args_gcc, prefs.codegen.runtime.cython.cache_dir = saved
 
 
 def code_object_class(target: str) -> tuple[type, str]:
@@ -109,13 +133,16 @@ def run_brian2(run: NeuronRun) -> SimulationResult:
     target = run.target
     codeobj_class, used = code_object_class(target)
     try:
-        state_mon, spike_mon = _build_and_run(model, duration, n, dt, res, record, initial, codeobj_class, seed)
+        with ieee_arithmetic():
+            state_mon, spike_mon = _build_and_run(model, duration, n, dt, res, record, initial, codeobj_class,
+                                                  seed)
     except Exception as exc:  # Brian2 raises many kinds; cython build failures fall back to numpy
         if used == "cython" and target == "auto" and _looks_like_build_failure(exc):
             warnings.warn(f"Brian2's cython build failed ({exc}); running the numpy target", stacklevel=2)
             codeobj_class, used = code_object_class("numpy")
-            state_mon, spike_mon = _build_and_run(model, duration, n, dt, res, record, initial,
-                                                  codeobj_class, seed)
+            with ieee_arithmetic():
+                state_mon, spike_mon = _build_and_run(model, duration, n, dt, res, record, initial,
+                                                      codeobj_class, seed)
         else:
             raise BackendError(f"Brian2 could not run {model.name}: {type(exc).__name__}: {exc}") from exc
     t = torch.arange(steps, dtype=torch.float64) * dt

@@ -47,8 +47,9 @@ Import such graphs with ``dt=1e-4`` (or ``dt="infer"``) and, for ``Leaky`` layer
 ``reset="subtract"``. Its recurrent ``RLeaky`` appears as a two-node cycle (``lif <-> w_rec``), which imports
 as :class:`~tidesim.nn.Recurrent`. The recurrent edge carries the previous step's spikes
 (``x[t] + W s[t-1]``, as ``RLeaky``). The other way, snnTorch's ``import_from_nir`` reads our feed-forward
-``LIF`` graphs exported at ``dt=SNNTORCH_DT`` with the same spikes for ``reset="zero"`` (it always resets to
-zero); it rejects our ``IF`` nodes (it requires ``r == 1``) and does not step our recurrent subgraph as
+``LIF`` graphs exported with ``export_nir(net, shape, target="snntorch")`` (at ``dt=SNNTORCH_DT``) with the same
+spikes for ``reset="zero"`` (it always resets to zero; the target refuses other resets and recurrent
+layers); it rejects our ``IF`` nodes (it requires ``r == 1``) and does not step our recurrent subgraph as
 ``RLeaky`` (checked with snnTorch 1.0 and nirtorch 2.6).
 
 Not expressible in NIR (export raises :class:`NIRConversionError` naming the layer): ``Neurons`` layers of

@@ -17,6 +17,7 @@ from tidesim.nn.neurons import Neurons
 from tidesim.nn.nir_common import (
     _DEFAULT_DT,
     _LEAKY,
+    SNNTORCH_DT,
     NIRConversionError,
     NIRSemanticsWarning,
     Scale,
@@ -29,7 +30,8 @@ from tidesim.version import __version__
 __all__ = ["export_nir"]
 
 
-def export_nir(model: Sequential, input_shape: int | Sequence[int], dt: float | None = None) -> nir.NIRGraph:
+def export_nir(model: Sequential, input_shape: int | Sequence[int], dt: float | None = None,
+               target: str | None = None) -> nir.NIRGraph:
     """The NIR graph of ``model``.
 
     Parameters
@@ -42,7 +44,15 @@ def export_nir(model: Sequential, input_shape: int | Sequence[int], dt: float | 
     dt
         The time step (s) that relates the discrete layers to NIR's continuous-time neurons (``tau =
         dt/(1-beta)``). Default: the neuron layers' own ``dt`` (they must agree). Pass
-        :data:`SNNTORCH_DT` for a graph that snnTorch's ``import_from_nir`` reads with the right dynamics.
+        :data:`SNNTORCH_DT` for a graph that snnTorch's ``import_from_nir`` reads with the right dynamics
+        (or use ``target="snntorch"``).
+    target
+        The library that will read the graph, when it reads NIR with conventions of its own:
+        ``"snntorch"`` (``snntorch.import_nir.import_from_nir``, which steps at its fixed 1e-4 s and resets
+        to zero) exports at :data:`SNNTORCH_DT` and refuses, naming the layer, what snnTorch would read
+        differently: another ``dt``, a reset other than ``"zero"``, a recurrent layer (snnTorch's RLeaky
+        reads it, with other spikes). ``None``: NIR as documented in the graph's metadata, read back
+        exactly by :func:`tidesim.nn.nir.import_nir`.
 
     Returns
     -------
@@ -61,7 +71,7 @@ def export_nir(model: Sequential, input_shape: int | Sequence[int], dt: float | 
     if isinstance(input_shape, (int, np.integer)):
         input_shape = (input_shape,)
     shape = tuple(int(s) for s in input_shape)
-    dt = _export_dt(model, dt)
+    dt = _for_target(model, dt, target)
     layers = list(model.layers)
     last_neuron = max((i for i, layer in enumerate(layers) if isinstance(layer, (Neurons, Recurrent))), default=-1)
     if last_neuron < 0:
@@ -121,6 +131,32 @@ def export_nir(model: Sequential, input_shape: int | Sequence[int], dt: float | 
         "recurrence": "a recurrent edge carries the previous step's spikes (x[t] + W s[t-1])",
     }
     return nir.NIRGraph(nodes=nodes, edges=list(zip(chain[:-1], chain[1:])), metadata=metadata)
+
+
+#: What each reading library is known to read as meant (checked by tests/nn/test_nir.py's matrix).
+TARGETS = ("snntorch",)
+
+
+def _for_target(model: Sequential, dt: float | None, target: str | None) -> float:
+    """The export's dt, after refusing what ``target`` cannot read as tidesim means it."""
+    if target is None:
+        return _export_dt(model, dt)
+    if target not in TARGETS:
+        raise ValueError(f"target must be None or one of {', '.join(TARGETS)}; got {target!r}")
+    if dt is not None and float(dt) != SNNTORCH_DT:
+        raise NIRConversionError(f"target='snntorch': snnTorch's import_from_nir steps at {SNNTORCH_DT} s, so "
+                                 f"dt={dt!r} would change the dynamics it reads; leave dt out")
+    for i, layer in enumerate(model.layers):
+        where = f"layer {i} ({type(layer).__name__})"
+        if isinstance(layer, Recurrent):
+            raise NIRConversionError(f"target='snntorch': {where}: snnTorch reads the recurrent subgraph as an "
+                                     "RLeaky whose spikes differ from tidesim's; export without target for "
+                                     "tidesim's own import_nir")
+        reset = _LEAKY.get(getattr(getattr(layer, "model", None), "name", None))
+        if isinstance(layer, Neurons) and not isinstance(layer, Readout) and reset not in (None, "zero"):
+            raise NIRConversionError(f"target='snntorch': {where} resets by {reset!r}; snnTorch's "
+                                     "import_from_nir always resets to zero (use reset='zero')")
+    return SNNTORCH_DT
 
 
 def _version() -> str:

@@ -25,6 +25,7 @@ from tidesim.core.network import SpikeSource
 from tidesim.core.result import SimulationResult
 from tidesim.engines.simulate import simulate_network
 from tidesim.validation.neuron import SpikeComparison, VariableComparison, compare
+from tidesim.validation.verdicts import spike_verdict
 
 __all__ = ["crossvalidate_network", "compare_networks", "NetworkCrossValidationReport", "PopulationComparison"]
 
@@ -97,9 +98,11 @@ class NetworkCrossValidationReport:
                 row.update(spikes_torch=int(p.spikes.counts_torch.sum()),
                            spikes_brian2=int(p.spikes.counts_brian2.sum()),
                            neurons_with_count_mismatch=len(p.spikes.mismatched_neurons),
-                           max_spike_time_difference=p.spikes.max_time_difference)
+                           max_spike_time_difference=p.spikes.max_time_difference,
+                           spikes_outcome=p.spikes.verdict.outcome if p.spikes.verdict else "statistics")
             for v in p.variables:
                 row[f"{v.name}_max_abs_error_before_first_spike"] = v.max_abs_error_before_first_spike
+                row[f"{v.name}_outcome"] = v.verdict.outcome if v.verdict else "statistics"
             row["passed"] = p.passed
             rows.append(row)
         return pd.DataFrame(rows).set_index("population")
@@ -116,13 +119,11 @@ class NetworkCrossValidationReport:
                 lines.append(f"  {p.name:>10} ({p.kind}, {p.n}): rate {p.rate_torch:.4g} vs {p.rate_brian2:.4g} "
                              f"Hz (tolerance {p.rate_tolerance:.3g}), CV {p.cv_torch:.3g} vs "
                              f"{p.cv_brian2:.3g}  {ok}")
-            else:
-                s = p.spikes
-                worst = max((v.max_abs_error_before_first_spike / v.scale for v in p.variables), default=0.0)
-                lines.append(f"  {p.name:>10} ({p.kind}, {p.n}): spikes {int(s.counts_torch.sum())} vs "
-                             f"{int(s.counts_brian2.sum())}, count mismatch in {len(s.mismatched_neurons)} units, "
-                             f"max spike-time difference {s.max_time_difference * 1e3:.3g} ms, worst relative "
-                             f"trace error {worst:.3g}  {ok}")
+            else:  # each line states its outcome: exact, within tolerance, diverged after t, disagree
+                lines.append(f"  {p.name} ({p.kind}, {p.n}):  {ok}")
+                lines.append("    " + p.spikes.describe())
+                model = self.torch_results[p.name].model
+                lines.extend("    " + v.describe(model.dims[v.name]) for v in p.variables)
             lines.extend(f"      note: {n}" for n in p.notes)
         lines.extend(f"  note: {n}" for n in self.notes)
         if self.timings:
@@ -155,7 +156,9 @@ def _source_spikes(a: SimulationResult, b: SimulationResult, spike_tol: float) -
         if m:
             worst = max(worst, float(np.max(np.abs(np.asarray(ta[:m]) - np.asarray(tb[:m])))))
     tol = spike_tol * b.dt * (1 + 1e-9)
-    return SpikeComparison(ca, cb, worst, tol, bool(np.array_equal(ca, cb) and worst <= tol))
+    verdict = spike_verdict([np.asarray(t) for t in a.spike_trains], [np.asarray(t) for t in b.spike_trains], tol,
+                            b.duration, stat_rtol=0.0)  # a source's spikes are given: equal or disagreeing
+    return SpikeComparison(ca, cb, worst, tol, verdict.outcome in ("exact", "within tolerance"), verdict)
 
 
 def _statistics(name: str, kind: str, a: SimulationResult, b: SimulationResult, stat_rtol: float,

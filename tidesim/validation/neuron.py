@@ -22,6 +22,7 @@ from tidesim.core.model import NeuronModel
 from tidesim.core.result import SimulationResult
 from tidesim.core.units import fmt, lab_unit
 from tidesim.engines.simulate import simulate
+from tidesim.validation.verdicts import SpikeVerdict, TraceVerdict, spike_verdict, trace_verdict
 
 __all__ = ["crossvalidate_neuron", "CrossValidationReport", "compare", "VariableComparison", "SpikeComparison"]
 
@@ -38,6 +39,29 @@ class VariableComparison:
     max_abs_error: float
     rmse: float
     passed: bool
+    verdict: TraceVerdict | None = None  # deterministic models: exact, within tolerance, diverged, disagree
+
+    def describe(self, dim) -> str:
+        """One line whose verdict follows from the numbers on it."""
+        v = self.verdict
+        head = f"{self.name:>10}: "
+        if v is None:  # compared in distribution
+            return (head + f"mean and spread within {fmt(self.tolerance, dim)} of Brian2's (difference of means "
+                    f"{fmt(self.max_abs_error_before_first_spike, dim)})  {'ok' if self.passed else 'FAIL'}")
+        if v.outcome == "exact":
+            return head + "exact (bitwise equal at every step)"
+        if v.outcome == "within tolerance":
+            return head + (f"within tolerance: max |error| {fmt(self.max_abs_error, dim)} <= "
+                           f"{fmt(self.tolerance, dim)}")
+        where = f"at {v.at:.4g} s (neuron {v.neuron}, after {v.spikes_before} of its spikes)"
+        grew = (f", grown from {fmt(v.first_difference, dim)} about {v.growth_per_50ms:.3g}x per 50 ms"
+                if v.growth_per_50ms is not None else "")
+        if v.outcome == "diverged":
+            return head + (f"diverged {where}: |error| <= {fmt(self.tolerance, dim)} until then{grew}; max "
+                           f"{fmt(self.max_abs_error, dim)} after  {'ok' if self.passed else 'FAIL'}")
+        return head + (f"DISAGREE {where}: |error| exceeds the tolerance {fmt(self.tolerance, dim)} (first "
+                       f"difference {fmt(v.first_difference or 0.0, dim)}); max {fmt(self.max_abs_error, dim)}"
+                       "  FAIL")
 
 
 @dataclass
@@ -49,6 +73,27 @@ class SpikeComparison:
     max_time_difference: float
     tolerance: float
     passed: bool
+    verdict: SpikeVerdict | None = None
+
+    def describe(self) -> str:
+        """One line whose verdict follows from the numbers on it."""
+        v, total = self.verdict, f"torch {int(self.counts_torch.sum())}, Brian2 {int(self.counts_brian2.sum())}"
+        head = f"{'spikes':>10}: "
+        if v is None:
+            return head + (f"{total}; mean rates within the statistical tolerance  "
+                           f"{'ok' if self.passed else 'FAIL'}")
+        if v.outcome == "exact":
+            return head + f"exact ({total}, every spike time identical)"
+        if v.outcome == "within tolerance":
+            return head + (f"within tolerance ({total}): max spike-time difference "
+                           f"{self.max_time_difference * 1e3:.3g} ms <= {self.tolerance * 1e3:.3g} ms")
+        stats = ", ".join(f"{k.replace('_', ' ')} {x:.4g} vs {y:.4g}"
+                          for k, (x, y) in (v.statistics or {}).items())
+        where = f"at {v.at:.4g} s (neuron {v.neuron}, spike {v.spike_index + 1})"
+        if v.outcome == "diverged":
+            return head + (f"diverged {where}; statistics agree within {v.stat_rtol:.0%}: {stats}  "
+                           f"{'ok' if self.passed else 'FAIL'}")
+        return head + f"DISAGREE: differ {where}; statistics differ by more than {v.stat_rtol:.0%}: {stats}  FAIL"
 
     @property
     def mismatched_neurons(self) -> list[int]:
@@ -78,12 +123,15 @@ class CrossValidationReport:
         """A row per variable (errors in its SI unit) and a row ``spikes``."""
         rows = []
         for v in self.variables:
-            rows.append({"quantity": v.name, "unit": v.unit, "scale": v.scale, "tolerance": v.tolerance,
+            rows.append({"quantity": v.name, "outcome": v.verdict.outcome if v.verdict else "statistics",
+                         "diverged_at": v.verdict.at if v.verdict else None,
+                         "unit": v.unit, "scale": v.scale, "tolerance": v.tolerance,
                          "max_abs_error_before_first_spike": v.max_abs_error_before_first_spike,
                          "max_abs_error": v.max_abs_error, "rmse": v.rmse, "passed": v.passed})
         if self.spikes is not None:
             s = self.spikes
-            rows.append({"quantity": "spikes", "unit": "s", "tolerance": s.tolerance,
+            rows.append({"quantity": "spikes", "outcome": s.verdict.outcome if s.verdict else "statistics",
+                         "diverged_at": s.verdict.at if s.verdict else None, "unit": "s", "tolerance": s.tolerance,
                          "spikes_torch": int(s.counts_torch.sum()), "spikes_brian2": int(s.counts_brian2.sum()),
                          "neurons_with_count_mismatch": len(s.mismatched_neurons),
                          "max_spike_time_difference": s.max_time_difference, "passed": s.passed})
@@ -95,18 +143,9 @@ class CrossValidationReport:
                  f"dt = {fmt(self.brian2_result.dt, _second())}, Brian2 target "
                  f"{getattr(self.brian2_result, 'target', '?')})"]
         for v in self.variables:
-            dim = self.torch_result.model.dims[v.name]
-            lines.append(
-                f"  {v.name:>10}: max |error| {v.max_abs_error:.3g} {v.unit} (before first spike "
-                f"{v.max_abs_error_before_first_spike:.3g}, tolerance {v.tolerance:.3g}), RMSE "
-                f"{v.rmse:.3g} {v.unit}, scale {fmt(v.scale, dim)}  {'ok' if v.passed else 'FAIL'}")
+            lines.append("  " + v.describe(self.torch_result.model.dims[v.name]))
         if self.spikes is not None:
-            s = self.spikes
-            lines.append(
-                f"  {'spikes':>10}: torch {int(s.counts_torch.sum())}, Brian2 {int(s.counts_brian2.sum())}, "
-                f"count mismatch in {len(s.mismatched_neurons)} neurons, max spike-time difference "
-                f"{s.max_time_difference * 1e3:.3g} ms (tolerance {s.tolerance * 1e3:.3g} ms)  "
-                f"{'ok' if s.passed else 'FAIL'}")
+            lines.append("  " + self.spikes.describe())
         for note in self.notes:
             lines.append(f"  note: {note}")
         if self.timings:
@@ -164,56 +203,82 @@ def compare(
     spike_tol: float = 1.0,
     stat_rtol: float = 0.1,
 ) -> tuple[list[VariableComparison], SpikeComparison | None, list[str]]:
-    """Compare two results of the same model and inputs (see :func:`crossvalidate`)."""
+    """Compare two results of the same model and inputs (see :func:`crossvalidate`).
+
+    Deterministic models get one of four outcomes per variable and for the spikes (see
+    :mod:`tidesim.validation.verdicts`); a variable that diverged after spikes passes only when the
+    spike statistics agree. Models with noise are compared in distribution."""
     model = res_torch.model
-    notes: list[str] = []
-    stochastic = model.stochastic
+    if model.stochastic:
+        return _compare_in_distribution(res_torch, res_b2, stat_rtol)
+    spikes = None
+    if model.threshold is not None:
+        spikes = _spike_comparison(res_torch, res_b2, spike_tol, stat_rtol)
     first = np.minimum(_first_spike_steps(res_torch), _first_spike_steps(res_b2))
+    raster = (res_torch.spikes.detach().cpu().numpy() + res_b2.spikes.detach().cpu().numpy()) > 0
     variables = []
     for name in res_b2.states:
-        a = res_torch[name].detach().cpu().to(torch.float64).numpy()
-        b = res_b2[name].detach().cpu().to(torch.float64).numpy()
-        err = np.abs(a - b)
-        finite_b = b[np.isfinite(b)]
-        scale = float(np.max(np.abs(finite_b))) if finite_b.size else 0.0
-        scale = scale if scale > 0 else 1.0
+        a, b, err, scale = _errors(res_torch, res_b2, name)
         mask = np.arange(a.shape[0])[:, None] <= first[None, :]
         before = float(np.max(np.where(mask, err, 0.0))) if err.size else 0.0
-        if stochastic:
-            # compared in distribution: mean and spread over neurons and time
-            tol = stat_rtol * max(float(np.std(b)), 1e-300)
-            mean_diff = abs(float(np.mean(a)) - float(np.mean(b)))
-            std_diff = abs(float(np.std(a)) - float(np.std(b)))
-            passed = mean_diff <= tol and std_diff <= stat_rtol * float(np.std(b)) + 1e-300
-            before = mean_diff
-        else:
-            tol = trace_rtol * scale
-            passed = bool(before <= tol) and bool(np.all(np.isfinite(a) == np.isfinite(b)))
+        tol = trace_rtol * scale
+        verdict = trace_verdict(a, b, tol, res_b2.dt, raster)
+        passed = verdict.outcome in ("exact", "within tolerance") or (
+            verdict.outcome == "diverged" and spikes is not None and spikes.passed)
         variables.append(VariableComparison(
             name=name, unit=model.unit_of(name), scale=scale, tolerance=tol,
-            max_abs_error_before_first_spike=before, max_abs_error=float(np.nanmax(err)) if err.size else 0.0,
+            max_abs_error_before_first_spike=before,
+            max_abs_error=float(np.nanmax(err)) if err.size else 0.0,
+            rmse=float(np.sqrt(np.nanmean(err**2))) if err.size else 0.0, passed=passed, verdict=verdict))
+    return variables, spikes, []
+
+
+def _errors(res_torch: SimulationResult, res_b2: SimulationResult, name: str):
+    a = res_torch[name].detach().cpu().to(torch.float64).numpy()
+    b = res_b2[name].detach().cpu().to(torch.float64).numpy()
+    finite_b = b[np.isfinite(b)]
+    scale = float(np.max(np.abs(finite_b))) if finite_b.size else 0.0
+    return a, b, np.abs(a - b), scale if scale > 0 else 1.0
+
+
+def _spike_comparison(res_torch: SimulationResult, res_b2: SimulationResult, spike_tol: float,
+                      stat_rtol: float) -> SpikeComparison:
+    ct = res_torch.spikes.detach().cpu().numpy().sum(0).astype(int)
+    cb = res_b2.spikes.detach().cpu().numpy().sum(0).astype(int)
+    trains_t = [np.asarray(x) for x in res_torch.spike_trains]
+    trains_b = [np.asarray(x) for x in res_b2.spike_trains]
+    worst = 0.0
+    for tt, tb in zip(trains_t, trains_b):
+        m = min(len(tt), len(tb))
+        if m:
+            worst = max(worst, float(np.max(np.abs(tt[:m] - tb[:m]))))
+    tol = spike_tol * res_b2.dt * (1 + 1e-9)
+    verdict = spike_verdict(trains_t, trains_b, tol, res_b2.duration, stat_rtol)
+    return SpikeComparison(ct, cb, worst, tol, verdict.outcome != "disagree", verdict)
+
+
+def _compare_in_distribution(res_torch: SimulationResult, res_b2: SimulationResult, stat_rtol: float
+                             ) -> tuple[list[VariableComparison], SpikeComparison | None, list[str]]:
+    model = res_torch.model
+    variables = []
+    for name in res_b2.states:
+        a, b, err, scale = _errors(res_torch, res_b2, name)
+        tol = stat_rtol * max(float(np.std(b)), 1e-300)
+        mean_diff = abs(float(np.mean(a)) - float(np.mean(b)))
+        std_diff = abs(float(np.std(a)) - float(np.std(b)))
+        passed = mean_diff <= tol and std_diff <= stat_rtol * float(np.std(b)) + 1e-300
+        variables.append(VariableComparison(
+            name=name, unit=model.unit_of(name), scale=scale, tolerance=tol,
+            max_abs_error_before_first_spike=mean_diff,
+            max_abs_error=float(np.nanmax(err)) if err.size else 0.0,
             rmse=float(np.sqrt(np.nanmean(err**2))) if err.size else 0.0, passed=passed))
-    if stochastic:
-        notes.append("noise: traces compared in distribution (mean, std), spikes by mean rate")
     spikes = None
     if model.threshold is not None:
         ct = res_torch.spikes.detach().cpu().numpy().sum(0).astype(int)
         cb = res_b2.spikes.detach().cpu().numpy().sum(0).astype(int)
-        dt = res_b2.dt
-        if stochastic:
-            rate_t, rate_b = ct.mean(), cb.mean()
-            ok = abs(rate_t - rate_b) <= stat_rtol * max(rate_b, 1.0 / max(len(cb), 1))
-            spikes = SpikeComparison(ct, cb, float("nan"), float("nan"), bool(ok))
-        else:
-            worst = 0.0
-            for k in range(len(cb)):
-                tt, tb = np.asarray(res_torch.spike_trains[k]), np.asarray(res_b2.spike_trains[k])
-                m = min(len(tt), len(tb))
-                if m:
-                    worst = max(worst, float(np.max(np.abs(tt[:m] - tb[:m]))))
-            tol = spike_tol * dt * (1 + 1e-9)
-            spikes = SpikeComparison(ct, cb, worst, tol, bool(np.array_equal(ct, cb) and worst <= tol))
-    return variables, spikes, notes
+        ok = abs(ct.mean() - cb.mean()) <= stat_rtol * max(cb.mean(), 1.0 / max(len(cb), 1))
+        spikes = SpikeComparison(ct, cb, float("nan"), float("nan"), bool(ok))
+    return variables, spikes, ["noise: traces compared in distribution (mean, std), spikes by mean rate"]
 
 
 def crossvalidate_neuron(
