@@ -64,10 +64,10 @@ def test_cli_validate_passes_and_writes_report(tmp_path, capsys):
 def test_cli_validate_exit_code_1_on_failure(monkeypatch, capsys):
     real = ts.crossvalidate
 
-    def impossible_spike_tolerance(*args, **kwargs):
-        return real(*args, spike_tol=-1.0, **kwargs)
+    def impossible_tolerance(*args, **kwargs):  # no difference is within a negative tolerance
+        return real(*args, trace_rtol=-1.0, spike_tol=-1.0, **kwargs)
 
-    monkeypatch.setattr(ts, "crossvalidate", impossible_spike_tolerance)
+    monkeypatch.setattr(ts, "crossvalidate", impossible_tolerance)
     assert cli.main(["validate", "lif", "--n", "2", "--duration", "0.2", "--target", "numpy"]) == 1
     assert "FAILED" in capsys.readouterr().out
 

@@ -68,7 +68,9 @@ def test_a_differently_built_network_is_reported_as_disagreeing():
     assert report["inp"].passed  # the sources are the same in both
     s = report["exc"].spikes
     assert s.max_time_difference >= 1e-3 - 1e-9 or len(s.mismatched_neurons) > 0
-    assert "FAILED" in str(report) and "FAIL" in str(report).splitlines()[2]
+    text = str(report)
+    assert "FAILED" in text and "exc (neurons, 5):  FAIL" in text
+    assert "spikes: DISAGREE: differ at" in text and "v: DISAGREE at" in text
     # the same comparison of equally built networks passes
     same = _deterministic(delay=1e-3).run(0.1, dt=DT, backend="brian2", target="numpy")
     assert compare_networks(ours, same).passed

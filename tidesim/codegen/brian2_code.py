@@ -27,7 +27,7 @@ from brian2.parsing.rendering import NumpyNodeRenderer
 from tidesim.codegen.torch_source import FunctionSource
 
 __all__ = ["Brian2Statement", "Brian2Code", "brian2_code", "python_lines", "c_expression", "needed", "identifiers",
-           "update_plan", "torch_function"]
+           "update_plan", "torch_function", "reset_torch_lines"]
 
 
 @dataclass(frozen=True)
@@ -141,11 +141,55 @@ def python_expression(expr: str, free_running: bool = False) -> str:
 
 def python_lines(statements: Sequence[Brian2Statement], free_running: set[str] = frozenset()) -> list[str]:
     """Statements as Python lines (augmented assignments spelled out); targets in ``free_running`` get
-    ``int(not_refractory)`` replaced by 1 (see :class:`_IntOfNotRefractory`)."""
-    lines = []
+    ``int(not_refractory)`` replaced by 1 (see :class:`_IntOfNotRefractory`). Repeated subexpressions are
+    computed once (``_cse<k>``): the same operations on the same values, hence the same bits."""
+    items = []
     for st in statements:
         rhs = python_expression(st.expr, st.target in free_running)
-        lines.append(f"{st.target} = {rhs}" if st.op == "=" else f"{st.target} = {st.target} {st.op[0]} ({rhs})")
+        if st.op != "=":
+            rhs = f"{st.target} {st.op[0]} ({rhs})"
+        items.append((st.target, ast.parse(rhs, mode="eval").body))
+    targets = [t for t, _ in items]
+    if len(set(targets)) < len(targets):  # a name written twice: equal text may mean other values
+        return [f"{t} = {ast.unparse(e)}" for t, e in items]
+    return _common_subexpressions(items)
+
+
+def _random(node: ast.AST) -> bool:
+    return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in ("rand", "randn")
+               for n in ast.walk(node))
+
+
+def _candidate(node: ast.AST) -> bool:
+    return isinstance(node, (ast.BinOp, ast.Call, ast.UnaryOp)) and not _random(node) and \
+        any(isinstance(n, ast.Name) for n in ast.walk(node))
+
+
+def _common_subexpressions(items: list[tuple[str, ast.expr]]) -> list[str]:
+    counts: dict[str, int] = {}
+    for _, expr in items:
+        for node in ast.walk(expr):
+            if _candidate(node):
+                key = ast.dump(node)
+                counts[key] = counts.get(key, 0) + 1
+    repeated = {k for k, c in counts.items() if c > 1}
+    names: dict[str, str] = {}
+    lines: list[str] = []
+
+    class Hoist(ast.NodeTransformer):
+        def visit(self, node):
+            key = ast.dump(node) if _candidate(node) else None
+            if key in repeated:
+                if key not in names:
+                    inner = self.generic_visit(node)  # its own repeated parts first
+                    names[key] = f"_cse{len(names)}"
+                    lines.append(f"{names[key]} = {ast.unparse(inner)}")
+                return ast.Name(id=names[key], ctx=ast.Load())
+            return self.generic_visit(node)
+
+    for target, expr in items:
+        body = Hoist().visit(expr)
+        lines.append(f"{target} = {ast.unparse(body)}")
     return lines
 
 
@@ -270,9 +314,11 @@ def update_plan(code: Brian2Code, states: Sequence[str], flagged: Sequence[str]
 
 def torch_function(name: str, statements: Sequence[Brian2Statement], returns: Sequence[str],
                    constants: Mapping[str, float], order: Sequence[str], free_running: set[str] = frozenset(),
-                   extra_lines: Sequence[str] = (), extra_reads: set[str] = frozenset()) -> FunctionSource:
-    """A generated torch function running ``statements`` (then ``extra_lines``) and returning
-    ``returns``; its arguments are the names read that no statement writes, in ``order``."""
+                   extra_lines: Sequence[str] = (), extra_reads: set[str] = frozenset(),
+                   lines: Sequence[str] | None = None) -> FunctionSource:
+    """A generated torch function running ``statements`` (printed by :func:`python_lines`, or given as
+    ``lines``), then ``extra_lines``, and returning ``returns``; its arguments are the names read that
+    no statement writes, in ``order``."""
     assigned: set[str] = set()
     reads: set[str] = set(extra_reads)
     for st in statements:
@@ -289,9 +335,31 @@ def torch_function(name: str, statements: Sequence[Brian2Statement], returns: Se
         raise NotImplementedError(f"Brian2's {name} code reads {', '.join(missing)}, which tidesim does not "
                                   "provide")
     body = [f"{c} = {constants[c]!r}" for c in used_constants]
-    body += python_lines(statements, free_running) + list(extra_lines)
+    body += (python_lines(statements, free_running) if lines is None else list(lines)) + list(extra_lines)
     return FunctionSource(name, tuple(args), tuple(body), tuple(returns))
 
 
 #: Names the generated functions find in their namespace (see ``torch_source.make_namespace``).
 _NAMESPACE_NAMES = {"True", "False", "true", "false"}
+
+
+def reset_torch_lines(statements: Sequence[Brian2Statement], states: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Brian2's reset statements as torch lines, linear in the spike ``_s`` (0 or 1): a spiking neuron
+    gets exactly Brian2's value (``x*0 + 1*new``, ``x + 1*d``), the others keep theirs, and the surrogate
+    gradient flows through ``_s``. Returns the lines and the states written, in order."""
+    lines, written = [], []
+    for st in statements:
+        rhs = python_expression(st.expr)
+        if st.target not in states:  # a subexpression the reset reads
+            lines.append(f"{st.target} = {rhs}")
+            continue
+        x = st.target
+        if st.op == "=":
+            lines.append(f"{x} = {x} * (1 - _s) + _s * ({rhs})")
+        elif st.op in ("+=", "-="):
+            lines.append(f"{x} = {x} {st.op[0]} _s * ({rhs})")
+        else:  # *=, /=: the new value as Brian2 computes it, then the same blend as for '='
+            lines.append(f"{x} = {x} * (1 - _s) + _s * ({x} {st.op[0]} ({rhs}))")
+        if x not in written:
+            written.append(x)
+    return lines, written

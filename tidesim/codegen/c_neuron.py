@@ -308,15 +308,23 @@ def refractory_condition(model: NeuronModel, names: dict[str, str]) -> str:
 
 
 def reset_lines(model: NeuronModel, names: dict[str, str]) -> list[str]:
-    """The reset of a spiking neuron in C: temporaries over ``Y_<state>``, then ``Y_<state> = ...`` for
-    every state the reset writes (the schedule's last part, shared by the neuron and network kernels)."""
+    """The reset of a spiking neuron in C: Brian2's reset statements in Brian2's order over ``Y_<state>``
+    (the schedule's last part, shared by the neuron and network kernels)."""
     if not model.reset_assignments:
         return []
-    reset_body, reset_finals = model.reset_statements
-    spiking = [(st.target, _prepare(st.expr).subs(sympy.Symbol("_s"), 1)) for st in reset_body]
+    code = model.brian2_code
     rnames = {**names, **{s: f"Y_{s}" for s in model.state_names}}
-    lines = _block(CPrinter(rnames), _with_cse(spiking, "_r"), rnames, "Z")
-    return lines + [f"Y_{s} = {rnames[reset_finals[s]]};" for s in model.state_names if s in reset_finals]
+    lines = []
+    for st in code.reset:
+        expr = c_expression(st.expr, rnames, code.constants)
+        if st.target not in model.state_names:  # a subexpression the reset reads
+            rnames[st.target] = f"R{st.target}"
+            lines.append(f"const double R{st.target} = {expr};")
+        elif st.op == "=":
+            lines.append(f"Y_{st.target} = {expr};")
+        else:
+            lines.append(f"Y_{st.target} = Y_{st.target} {st.op[0]} ({expr});")
+    return lines
 
 
 def generate(model: NeuronModel, modes: dict[str, str], real: str, adjoint: bool,

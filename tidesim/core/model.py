@@ -27,7 +27,14 @@ from brian2.stateupdaters.base import StateUpdateMethod, UnsupportedEquationsExc
 from brian2.units.fundamentalunits import DIMENSIONLESS, DimensionMismatchError, Quantity, get_unit
 from brian2.utils.stringtools import get_identifiers
 
-from tidesim.codegen.brian2_code import Brian2Code, brian2_code, needed, torch_function, update_plan
+from tidesim.codegen.brian2_code import (
+    Brian2Code,
+    brian2_code,
+    needed,
+    reset_torch_lines,
+    torch_function,
+    update_plan,
+)
 from tidesim.codegen.torch_source import FunctionSource, Statement, print_expr
 from tidesim.core.equations import (
     SPECIAL_DIMS,
@@ -430,16 +437,15 @@ class NeuronModel:
 
     @cached_property
     def reset_function(self) -> FunctionSource | None:
-        """Reset of spiking neurons, linear in the spike tensor ``_s`` (exact for 0/1 spikes)."""
+        """Reset of spiking neurons: Brian2's reset statements in Brian2's order, linear in the spike
+        tensor ``_s`` (exact for 0/1 spikes, differentiable through ``_s``)."""
         if not self.reset_assignments:
             return None
-        body, finals = self.reset_statements
-        names = set()
-        for st in body:
-            names |= {sym.name for sym in st.expr.free_symbols}
-        targets = list(finals)
-        args = self._ordered_args(names) + ["_s"]
-        fs = FunctionSource.from_statements("reset", args, body, [finals[t] for t in targets])
+        code = self.brian2_code
+        lines, targets = reset_torch_lines(code.reset, self.state_names)
+        order = self.state_names + self.subexpression_names + self.parameter_names + list(SPECIAL_DIMS)
+        fs = torch_function("reset", code.reset, targets, code.constants, order + ["_s"],
+                            extra_reads={"_s", *targets}, lines=lines)
         fs.targets = tuple(targets)
         return fs
 

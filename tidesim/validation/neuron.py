@@ -93,7 +93,10 @@ class SpikeComparison:
         if v.outcome == "diverged":
             return head + (f"diverged {where}; statistics agree within {v.stat_rtol:.0%}: {stats}  "
                            f"{'ok' if self.passed else 'FAIL'}")
-        return head + f"DISAGREE: differ {where}; statistics differ by more than {v.stat_rtol:.0%}: {stats}  FAIL"
+        why = (f"statistics differ by more than {v.stat_rtol:.0%}" if not v.statistics_agree
+               else "no earlier spike could have amplified a rounding difference" if v.spike_index == 0
+               else "the traces disagree before any spike")
+        return head + f"DISAGREE: differ {where}; {why}: {stats}  FAIL"
 
     @property
     def mismatched_neurons(self) -> list[int]:
@@ -230,6 +233,11 @@ def compare(
             max_abs_error_before_first_spike=before,
             max_abs_error=float(np.nanmax(err)) if err.size else 0.0,
             rmse=float(np.sqrt(np.nanmean(err**2))) if err.size else 0.0, passed=passed, verdict=verdict))
+    if spikes is not None and spikes.verdict.outcome == "diverged" and \
+            any(v.verdict.outcome == "disagree" for v in variables):  # not a rounding divergence, then
+        spikes.verdict.outcome, spikes.passed = "disagree", False
+        for v in variables:
+            v.passed = v.passed and v.verdict.outcome != "diverged"
     return variables, spikes, []
 
 

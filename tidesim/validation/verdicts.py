@@ -110,4 +110,6 @@ def spike_verdict(a: list[np.ndarray], b: list[np.ndarray], tol: float, duration
     sa, sb = spike_statistics(a, duration), spike_statistics(b, duration)
     stats = {key: (sa[key], sb[key]) for key in sa}
     agree = all(_agree(x, y, stat_rtol, _FLOORS[key]) for key, (x, y) in stats.items())
-    return SpikeVerdict("diverged" if agree else "disagree", first[0], first[1], first[2], stats, stat_rtol, agree)
+    # a rounding difference needs earlier spikes to grow: a first spike that differs is a disagreement
+    outcome = "diverged" if agree and first[2] > 0 else "disagree"
+    return SpikeVerdict(outcome, first[0], first[1], first[2], stats, stat_rtol, agree)
