@@ -76,6 +76,11 @@ class AmortizedPosterior:
         """``n`` posterior samples given ``obs`` (SI, a column per parameter)."""
         return self.condition(obs).sample(n, seed=seed)
 
+    def estimator_input(self, obs: Any, window: tuple[float, float] | None = None) -> torch.Tensor:
+        """What sbi's estimator (``posterior``) is conditioned on for ``obs``: the varying statistics, float32
+        (for sbi's own diagnostics, e.g. ``sbi.diagnostics.run_sbc``, on the unit-cube parameters)."""
+        return self._x(self.observation(obs, window))
+
     def _x(self, x: torch.Tensor) -> torch.Tensor:
         x = torch.as_tensor(x, dtype=torch.float64).reshape(-1)
         if x.numel() != len(self.simulator.names):

@@ -129,6 +129,16 @@ class _IntOfNotRefractory(ast.NodeTransformer):
             return ast.copy_location(ast.Constant(1), node)
         return node
 
+    def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
+        self.generic_visit(node)  # then x*1, 1*x, x/1 -> x: IEEE multiplication and division by 1 are exact
+        one = [isinstance(n, ast.Constant) and n.value == 1 and not isinstance(n.value, bool)
+               for n in (node.left, node.right)]
+        if isinstance(node.op, ast.Mult) and one[1] or isinstance(node.op, ast.Div) and one[1]:
+            return node.left
+        if isinstance(node.op, ast.Mult) and one[0]:
+            return node.right
+        return node
+
 
 def python_expression(expr: str, free_running: bool = False) -> str:
     """A Brian2 expression as Python source over tensors, parentheses and order kept."""
