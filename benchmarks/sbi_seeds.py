@@ -23,11 +23,11 @@ from __future__ import annotations
 import argparse
 import datetime
 import platform
-import re
 from pathlib import Path
 
 import numpy as np
 import torch
+from results_md import write_section  # benchmarks/results_md.py (run from this folder)
 from sbi.diagnostics import check_sbc, check_tarp, run_sbc, run_tarp
 
 import tidesim as ts
@@ -138,15 +138,7 @@ def plot(cov: np.ndarray, n: int) -> None:
 
 
 def write_results(text: str) -> None:
-    path = HERE / "RESULTS.md"
-    doc = path.read_text()
-    block = f"<!-- sbi_seeds:start -->\n{text}\n<!-- sbi_seeds:end -->"
-    if "<!-- sbi_seeds:start -->" in doc:
-        doc = re.sub(r"<!-- sbi_seeds:start -->.*<!-- sbi_seeds:end -->", lambda _: block, doc, flags=re.S)
-    else:
-        doc = doc.replace("## Sweeps (issue 7)", "### Calibration over training seeds\n\n" + block
-                          + "\n\n## Sweeps (issue 7)", 1)
-    path.write_text(doc)
+    write_section("sbi_seeds", text, "### Calibration over training seeds", before="## Sweeps (issue 7)")
 
 
 def main() -> None:

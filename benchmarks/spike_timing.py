@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import re
 import time
 from datetime import date
 from pathlib import Path
@@ -33,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from results_md import write_section  # benchmarks/results_md.py (run from this folder)
 
 import tidesim as ts
 
@@ -268,14 +268,7 @@ def _markdown(qsnmc: pd.DataFrame, steps: pd.DataFrame, timing: pd.DataFrame, se
 
 
 def write_results(text: str) -> None:
-    path = HERE / "RESULTS.md"
-    doc = path.read_text()
-    block = f"<!-- spike_timing:start -->\n{text}\n<!-- spike_timing:end -->"
-    if "<!-- spike_timing:start -->" in doc:
-        doc = re.sub(r"<!-- spike_timing:start -->.*<!-- spike_timing:end -->", lambda _: block, doc, flags=re.S)
-    else:
-        doc = doc.rstrip() + "\n\n## Predicting real cells' spike times (issue 15)\n\n" + block + "\n"
-    path.write_text(doc)
+    write_section("spike_timing", text, "## Predicting real cells' spike times (issue 15)")
 
 
 def main() -> None:
