@@ -11,7 +11,7 @@ import pandas as pd
 import torch
 
 from tidesim.analysis import gamma_factor, md_star, normalized_gamma, psth_explained_variance, van_rossum_distance
-from tidesim.core.files import atomic_write, atomic_write_text, check_new
+from tidesim.core.files import atomic_write, atomic_write_text, check_new, check_writable_dir
 from tidesim.core.model import NeuronModel
 from tidesim.core.spec import spec_from_json, spec_to_json
 from tidesim.core.units import fmt
@@ -235,7 +235,7 @@ class FitResult:
         Plain text only, nothing pickled, each file written atomically. A folder that already holds a
         saved fit is replaced only with ``overwrite=True``.
         """
-        path = Path(path)
+        path = check_writable_dir(path, "the fit's folder")
         check_new([path / "fit.json"], overwrite, "saving the fit")
         doc = {"format": _FORMAT, "model": spec_to_json(self.base_model.spec), "best_params": self.best_params,
                "start_losses": [float(x) for x in self.start_losses], "settings": _jsonable(self.settings),

@@ -141,3 +141,8 @@ def test_saved_fit_is_never_replaced_unasked_and_damage_is_named(rec, tmp_path):
         ts.FitResult.load(folder)
     with pytest.raises(FitError, match="no saved fit"):
         ts.FitResult.load(tmp_path / "nothing")
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine")
+    with pytest.raises(ts.TidesimError, match="is a file, not a folder"):
+        fit.save(a_file)
+    assert a_file.read_text() == "mine"
