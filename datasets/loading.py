@@ -19,6 +19,7 @@ import torch
 from brian2.units.fundamentalunits import Quantity
 
 from tidesim.core.errors import ShapeError, TidesimError, UnitMismatchError
+from tidesim.datasets.nwb import read_nwb
 from tidesim.datasets.recording import Recording
 from tidesim.datasets.spikes import SpikeData, detect_spikes, read_spike_times_mat
 
@@ -238,6 +239,9 @@ def load(
         Read Python pickle files (neo's ``.pkl``). Unpickling runs any code a file carries, so they
         are refused unless you pass ``True`` for a file you made yourself.
 
+    NWB 2 files (``.nwb``) are read with pynwb (:func:`tidesim.datasets.nwb.read_nwb`): their
+    ``CurrentClampSeries`` and the stimuli paired with them; ``channel`` names the electrode.
+
     Returns
     -------
     Recording
@@ -247,6 +251,20 @@ def load(
     """
     if isinstance(source, (str, Path)) and Path(source).suffix.lower() == ".mat":
         return read_spike_times_mat(source, name=name)
+    if isinstance(source, (str, Path)) and Path(source).suffix.lower() == ".nwb":
+        if not Path(source).exists():
+            raise FileNotFoundError(f"no such recording file: {source}")
+        rec = read_nwb(source, channel=channel, spike_threshold=spike_threshold, rearm=rearm,
+                       refractory=refractory, name=name)
+        if current is None and protocol is None:
+            return rec
+        if current is not None and protocol is not None:
+            raise ValueError("give current= or protocol=, not both")
+        n, T = rec.voltage.shape
+        cur = _current_array(current, n, T) if current is not None else _steps_to_current(protocol, n, T, rec.dt)
+        rec.annotations["current_source"] = "given to load"
+        return Recording(rec.voltage, rec.dt, torch.from_numpy(cur), rec.spike_times, name=rec.name,
+                         annotations=rec.annotations, sweep_annotations=rec.sweep_annotations)
     segs, io, ann, default_name = _segments(source, allow_pickle)
     where = f"'{default_name}'"
     if not segs:

@@ -13,6 +13,7 @@ import torch
 from tidesim.core.files import atomic_write, check_new
 from tidesim.core.result import dims_to_quantities
 from tidesim.datasets.loading import _steps_to_current
+from tidesim.datasets.nwb import write_nwb
 from tidesim.datasets.recording import Recording
 from tidesim.engines.simulate import simulate
 
@@ -106,14 +107,22 @@ def _result_block(res):
     return block
 
 
-def save(obj, path, overwrite: bool = False) -> None:
-    """Write a Recording, SpikeData or SimulationResult to a file neo writes (NIX: ``.nix``, ``.h5``).
+def save(obj, path, overwrite: bool = False, **nwb: Any) -> None:
+    """Write a Recording, SpikeData or SimulationResult to NIX (``.nix``, ``.h5``, through neo), or a
+    Recording to NWB 2 (``.nwb``, through pynwb: :func:`tidesim.datasets.nwb.write_nwb`, whose ``subject=``
+    it passes on).
 
     The file is written beside ``path`` and moved onto it when complete; an existing file is
     replaced only with ``overwrite=True``."""
     path = Path(path)
+    if path.suffix.lower() == ".nwb":
+        if not isinstance(obj, Recording):
+            raise ValueError(f"save writes NWB files for a Recording (current-clamp sweeps); got a "
+                             f"{type(obj).__name__}: save it as .nix")
+        write_nwb(obj, path, overwrite=overwrite, **nwb)
+        return
     if path.suffix.lower() not in (".nix", ".h5"):
-        raise ValueError(f"save writes NIX files (.nix); got '{path.suffix}'")
+        raise ValueError(f"save writes NIX files (.nix) and NWB files (.nwb); got '{path.suffix}'")
     check_new([path], overwrite, "saving the recording")
     block = _result_block(obj) if hasattr(obj, "spike_trains") and hasattr(obj, "model") else obj.to_neo()
 

@@ -22,11 +22,12 @@ class FileExistsRefused(TidesimError, FileExistsError):
     """A write would replace something that exists and the caller did not ask for it."""
 
 
-def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` on a temporary file beside ``path``, then move it onto ``path`` in one step."""
+def atomic_write(path: str | Path, write: Callable[[Path], None], suffix: str = ".part") -> Path:
+    """Call ``write(tmp)`` on a temporary file beside ``path`` (named ``*<suffix>``), then move it onto
+    ``path`` in one step."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
     os.close(fd)
     try:
         write(Path(tmp))
