@@ -11,6 +11,7 @@ import pandas as pd
 import torch
 
 from tidesim.analysis import gamma_factor, md_star, normalized_gamma, psth_explained_variance, van_rossum_distance
+from tidesim.codegen.brian2_script import export_brian2
 from tidesim.core.files import atomic_write, atomic_write_text, check_new, check_writable_dir
 from tidesim.core.model import NeuronModel
 from tidesim.core.spec import spec_from_json, spec_to_json
@@ -251,6 +252,11 @@ class FitResult:
             (path / "model.pt").unlink()
         atomic_write_text(path / "fit.json", text)  # last: its presence marks a complete save
         return path
+
+    def export_brian2(self, path: str | Path | None = None, **kw) -> str:
+        """The fitted model as a standalone Brian2 script (:func:`tidesim.export_brian2`: ``n``,
+        ``duration``, ``dt``, ``params`` such as the injected current, ``record``, ``overwrite``)."""
+        return export_brian2(self.model, path=path, **kw)
 
     @classmethod
     def load(cls, path: str | Path, allow_pickle: bool = False) -> "FitResult":

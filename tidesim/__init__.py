@@ -41,7 +41,7 @@ __all__ = [
     "NeuronModel", "SynapseModel", "Network",
     "SimulationResult", "simulate", "crossvalidate", "CrossValidationReport", "fit", "FitResult",
     "surrogate", "models", "datasets", "fitting", "analysis", "plasticity", "connectivity", "nn", "encode", "loss",
-    "nir_io", "dynamics", "sweep", "fit_many",
+    "nir_io", "dynamics", "sweep", "fit_many", "export_brian2",
     "TidesimError", "ModelError", "EquationSyntaxError",
     "UnitMismatchError", "UnknownIdentifierError", "MissingParameterError", "ShapeError",
     "SimulationError", "NumericalInstabilityError", "BackendError", "Unsupported", "NetworkError", "InputError",
@@ -56,7 +56,8 @@ _LAZY_MODULES = {
     "plasticity": "tidesim.network.plasticity", "connectivity": "tidesim.network.connectivity",
     "encode": "tidesim.nn.encode", "loss": "tidesim.nn.loss", "nir_io": "tidesim.nn.nir",
 }
-_LAZY_NAMES = {"fit": "tidesim.fitting", "FitResult": "tidesim.fitting", "fit_many": "tidesim.fitting"}
+_LAZY_NAMES = {"fit": "tidesim.fitting", "FitResult": "tidesim.fitting", "fit_many": "tidesim.fitting",
+               "export_brian2": "tidesim.codegen.brian2_script"}
 
 
 def __getattr__(name: str) -> Any:
