@@ -121,8 +121,8 @@ class FitResult:
 
     def score(self, rec=None, window: tuple[float, float] | None = None, delta: float = 4e-3,
               baseline: bool = True) -> pd.DataFrame:
-        """A row per sweep: ``step_pA`` (the largest injected current, or the most negative where
-        nothing rises above the sweep's first sample),
+        """A row per sweep: ``step_pA`` (the first step's amplitude: the current at the first sample that
+        departs from the sweep's first one, the sweep's label in step protocols),
         ``spikes_data``, ``spikes_model``, ``gamma`` (coincidence factor within ``delta`` s),
         ``rmse`` (V, windows around spikes left out), ``van_rossum`` (tau 10 ms) and, with
         ``baseline``, ``gamma_poisson``/``gamma_poisson_p95``: what rate-matched Poisson trains
@@ -141,9 +141,8 @@ class FitResult:
             gamma = gamma_factor([d_times], [m_times], delta=delta, duration=data.duration)[0]
             vr = van_rossum_distance([d_times, m_times], tau=10e-3)[0, 1] if len(d_times) + len(m_times) \
                 else 0.0
-            current = data.recorded_current[:, s].numpy()
-            step = current.max() if current.max() > current[0] + 1e-15 else current.min()
-            rows.append({"sweep": data.names[s], "step_pA": round(float(step) * 1e12, 6),
+            step = _first_step(data.recorded_current[:, s])
+            rows.append({"sweep": data.names[s], "step_pA": round(step * 1e12, 6),
                          "spikes_data": len(d_times), "spikes_model": len(m_times), "gamma": gamma,
                          "rmse": float(err2[s].sqrt()), "van_rossum": float(vr)})
         table = pd.DataFrame(rows)
@@ -294,6 +293,18 @@ class FitResult:
 
 
 _FORMAT = "tidesim-fit/2"
+
+
+def _first_step(current: torch.Tensor) -> float:
+    """The current (A) of a sweep's first step: the first sample differing from the first one (0 for a
+    sweep without a step); a later hyperpolarising pulse does not relabel the sweep."""
+    c = current.detach().cpu().numpy()
+    moved = np.nonzero(np.abs(c - c[0]) > 1e-15)[0]
+    if not moved.size:
+        return float(c[0])
+    # one sample past the edge: on a coarser grid the edge sample averages the step with the baseline
+    k = moved[0] + 1 if moved[0] + 1 < len(c) and abs(c[moved[0] + 1] - c[0]) > 1e-15 else moved[0]
+    return float(c[k])
 
 
 def _pickled_spec(path: Path, allow_pickle: bool) -> dict:

@@ -39,6 +39,10 @@ def test_demo_fits_scores_and_crossvalidates(demo_run):
     assert test.spikes_data.tolist() == _upward_zero_crossings(DEMO["test"], DEMO["window"])
     # PROVENANCE.md: I_k = -100 + 25 k pA
     assert test.step_pA.tolist() == [75.0, 125.0, 175.0, 225.0, 275.0]
+    assert train.step_pA.tolist()[:2] == [-50.0, 50.0]
+    whole = FitResult.load(folder / "fit").score(ts.datasets.load_bundled("regular_spiking").select([2]),
+                                                 window=(0.0, 2.2), baseline=False)
+    assert whole.step_pA.tolist() == [-50.0]  # its first step, not the -100 pA pulse that follows
     # the saved fit reloads with the same parameters as the table
     fit = FitResult.load(folder / "fit")
     assert [fit.best_params[p] for p in params.parameter] == params.value.tolist()
