@@ -157,3 +157,17 @@ def test_default_output_folder_is_the_first_free_one(tmp_path, monkeypatch):
     (tmp_path / "tidesim-fit").mkdir()
     (tmp_path / "tidesim-fit" / "report.md").write_text("first")
     assert str(free_folder("tidesim-fit")) == "tidesim-fit-2"
+
+
+@pytest.mark.parametrize("command", ["demo", "fit", "validate", "models"])
+def test_every_option_is_in_the_command_line_reference(command, capsys):
+    import re
+    from pathlib import Path
+
+    with pytest.raises(SystemExit):
+        cli.main([command, "--help"])
+    options = set(re.findall(r"(--[a-z][a-z-]+)", capsys.readouterr().out)) - {"--help"}
+    page = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text()
+    section = page[page.index(f"## `tidesim {command}"):]
+    section = section.split("\n## ", 1)[0]
+    assert all(f"`{o}" in section for o in options), sorted(o for o in options if f"`{o}" not in section)

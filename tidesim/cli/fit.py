@@ -111,9 +111,10 @@ def load_recording(source: str, protocol: str | None = None, channel: str | None
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
-    p = sub.add_parser("fit", help="fit a zoo model to a current-clamp recording (see tidesim/fit_command.py)",
+    p = sub.add_parser("fit", help="fit a zoo model to a current-clamp recording (tidesim/cli/fit.py)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("file", help="a recording neo reads (.abf, .nix, ...) or a shipped one's name")
+    p.add_argument("file", help="a recording neo reads (.abf, .nix, ...), an NWB 2 file (.nwb), or a shipped "
+                   "one's name (tidesim.datasets.bundled())")
     p.add_argument("--model", default="gif_hazard",
                    help="zoo model or variant (gif_hazard, gif_threshold, glif5, adex, ...; `tidesim models`)")
     p.add_argument("--params", default=None,
@@ -135,7 +136,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                         "left out, else differential evolution then gradient polishing")
     p.add_argument("--n-starts", type=int, default=64, help="starts (population size for de/auto)")
     p.add_argument("--max-iter", type=int, default=60, help="iterations (generations for de/auto)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the starting points and the search (default 0)")
     p.add_argument("--no-crossvalidate", action="store_true", help="skip the Brian2 run of the fitted model")
     p.add_argument("--target", default="auto", choices=["auto", "cython", "numpy"], help="Brian2 target")
     p.add_argument("--out", default=None,

@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pandas as pd
 import torch
+from brian2 import second
 
 import tidesim as ts
 from tidesim import models
@@ -16,6 +17,7 @@ from tidesim.cli.demo import run_demo
 from tidesim.core.errors import TidesimError
 from tidesim.core.files import atomic_write, check_new, check_writable_dir
 from tidesim.core.inputs import n_steps_for
+from tidesim.core.units import parse_quantity
 
 __all__ = ["main"]
 
@@ -53,14 +55,17 @@ def _validate(args) -> int:
                   "pass --force to replace it")
     model = models.get(args.model, preset=args.preset) if args.preset else models.get(args.model)
     spec = models.module(args.model).VALIDATION
-    dt = args.dt if args.dt is not None else spec["dt"]
-    inputs, spec = _validation_inputs(args.model, args.n, args.input, args.duration, dt)
+    duration = float(parse_quantity(args.duration, "--duration", second.dim))
+    dt = float(parse_quantity(args.dt, "--dt", second.dim)) if args.dt is not None else spec["dt"]
+    amplitude = (float(parse_quantity(args.input, "--input", model.dims[spec["input"]]))
+                 if args.input is not None else None)
+    inputs, spec = _validation_inputs(args.model, args.n, amplitude, duration, dt)
     # constant per-neuron step currents, switched on after 10 ms
-    steps = n_steps_for(args.duration, dt)
+    steps = n_steps_for(duration, dt)
     name = spec["input"]
     series = torch.zeros(steps, args.n, dtype=torch.float64)
     series[int(round(0.01 / dt)):] = torch.as_tensor(inputs[name], dtype=torch.float64)
-    report = ts.crossvalidate(model, duration=args.duration, n=args.n, dt=dt, inputs={name: series},
+    report = ts.crossvalidate(model, duration=duration, n=args.n, dt=dt, inputs={name: series},
                               target=args.target)
     print(report)
     if out is not None:
@@ -87,14 +92,15 @@ def main(argv: list[str] | None = None) -> int:
     val.add_argument("model")
     val.add_argument("--preset", default=None, help="published parameter set (izhikevich: RS, FS, ...)")
     val.add_argument("--n", type=int, default=5, help="neurons, each with its own step current")
-    val.add_argument("--duration", type=float, default=1.0, help="seconds")
-    val.add_argument("--dt", type=float, default=None, help="seconds (default: the model's)")
-    val.add_argument("--input", type=float, default=None, help="step amplitude in amperes (default: a range)")
+    val.add_argument("--duration", default="1s", help="run length, e.g. 2s or 500ms (default 1 s)")
+    val.add_argument("--dt", default=None, help="integration step, e.g. 0.1ms (default: the model's)")
+    val.add_argument("--input", default=None, help="one step amplitude for every neuron, e.g. 500pA (default: "
+                     "a range of amplitudes, one per neuron)")
     val.add_argument("--target", default="auto", choices=["auto", "cython", "numpy"], help="Brian2 target")
     val.add_argument("--out", default=None, help="folder for the table (CSV) and figure (PNG)")
     val.add_argument("--force", action="store_true", help="replace the table and figure already in --out")
     fit_command.add_parser(sub)
-    demo = sub.add_parser("demo", help="the main job on a shipped real recording (see tidesim/demo.py)")
+    demo = sub.add_parser("demo", help="the main job on a shipped real recording (tidesim/cli/demo.py)")
     demo.add_argument("--out", default=None, help="folder for tables and figures (default: tidesim-demo, or "
                       "tidesim-demo-2, ... if that holds an earlier report)")
     demo.add_argument("--force", action="store_true", help="replace the report already in --out")
