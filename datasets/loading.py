@@ -221,6 +221,9 @@ def load(
 ) -> Recording | SpikeData:
     """Load a recording: a path to any file neo reads, a neo Block or Segment, or a list of them.
 
+    NWB 2 files (``.nwb``) are read with pynwb (``tidesim.datasets.nwb.read_nwb``): their
+    ``CurrentClampSeries`` and the stimuli paired with them; ``channel`` names the electrode.
+
     Parameters
     ----------
     channel
@@ -238,9 +241,6 @@ def load(
     allow_pickle
         Read Python pickle files (neo's ``.pkl``). Unpickling runs any code a file carries, so they
         are refused unless you pass ``True`` for a file you made yourself.
-
-    NWB 2 files (``.nwb``) are read with pynwb (:func:`tidesim.datasets.nwb.read_nwb`): their
-    ``CurrentClampSeries`` and the stimuli paired with them; ``channel`` names the electrode.
 
     Returns
     -------
