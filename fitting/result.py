@@ -23,6 +23,7 @@ from tidesim.fitting.problem import Problem
 from tidesim.fitting.sbi_checks import predictive_check
 from tidesim.fitting.sbi_statistics import credible_intervals
 from tidesim.fitting.staged import rest_bias
+from tidesim.models.neuroml_export import export_neuroml
 from tidesim.validation import crossvalidate
 
 __all__ = ["FitResult"]
@@ -256,6 +257,11 @@ class FitResult:
         """The fitted model as a standalone Brian2 script (:func:`tidesim.export_brian2`: ``n``,
         ``duration``, ``dt``, ``params`` such as the injected current, ``record``, ``overwrite``)."""
         return export_brian2(self.model, path=path, **kw)
+
+    def export_neuroml(self, path: str | Path | None = None, **kw) -> str:
+        """The fitted model as a NeuroML 2 cell, validated against the schema (zoo ``lif`` and ``adex``
+        only: :func:`tidesim.export_neuroml`)."""
+        return export_neuroml(self.model, path=path, **kw)
 
     @classmethod
     def load(cls, path: str | Path, allow_pickle: bool = False) -> "FitResult":

@@ -51,6 +51,8 @@ def test_a_fit_exports_its_fitted_values(tmp_path):
     there = _run(tmp_path / "fitted.py", tmp_path)
     here = ts.simulate(fit.model, 0.2, params={"I": 0.3e-9})
     assert len(there["spike_t"]) == len(here.spike_trains[0])
+    tau_pf = fit.best_params["tau_m"] / fit.best_params["R"] * 1e12
+    assert f'C="{tau_pf:.12g}pF"' in fit.export_neuroml()  # the fitted values in the NeuroML cell too
 
 
 def test_units_are_written_as_brian2_reads_them():
