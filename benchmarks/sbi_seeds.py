@@ -29,13 +29,12 @@ import numpy as np
 import torch
 from results_md import write_section  # benchmarks/results_md.py (run from this folder)
 from sbi.diagnostics import check_sbc, check_tarp, run_sbc, run_tarp
+from sbi_calibration import AMPLITUDES, BOUNDS  # the same setting as the single-seed benchmark
 
 import tidesim as ts
 from tidesim.fitting import sbi as tsbi
 
 HERE = Path(__file__).resolve().parent
-BOUNDS = {"a": (0.0, 10e-9), "b": (0.0, 200e-12), "tau_w": (20e-3, 300e-3)}
-AMPLITUDES = [0.6e-9, 0.9e-9, 1.2e-9]
 LEVELS = np.round(np.arange(0.05, 1.0, 0.05), 2)
 Z = 2.58
 

@@ -277,7 +277,7 @@ def _de_objective(problem: Problem, loss: Loss, state: OptimState,
     """The batched objective of differential evolution: one simulation per generation, history kept.
     ``replay``: the first call re-evaluates a resumed population, already in the history."""
     space = problem.space
-    replaying = [replay]
+    pending_replay = [replay]  # one flag, consumed by the first call
 
     def objective(u: np.ndarray) -> np.ndarray:
         u = np.atleast_2d(u.T if u.ndim == 2 else u[None])  # scipy passes [d, P]
@@ -290,7 +290,8 @@ def _de_objective(problem: Problem, loss: Loss, state: OptimState,
                                       if _stable(problem, x[p:p + 1]) else torch.tensor(np.inf)
                                       for p in range(len(x))])
         values = torch.nan_to_num(values.to(torch.float64), nan=np.inf)
-        if replaying.pop() if replaying else False:
+        if pending_replay[0]:
+            pending_replay[0] = False
             return values.numpy()
         state.evaluations += len(x)
         for p in range(len(x)):

@@ -349,9 +349,13 @@ class NeuronModel:
             names |= get_identifiers(code)
         return self._ordered_args(names)
 
+    @property
+    def _arg_order(self) -> list[str]:
+        """The order of generated functions' arguments: states, subexpressions, parameters, t, dt, i, N."""
+        return self.state_names + self.subexpression_names + self.parameter_names + list(SPECIAL_DIMS)
+
     def _ordered_args(self, names: set[str]) -> list[str]:
-        order = self.state_names + self.subexpression_names + self.parameter_names + list(SPECIAL_DIMS)
-        return [n for n in order if n in names]
+        return [n for n in self._arg_order if n in names]
 
     # ------------------------------------------------------------------ generated functions
     @cached_property
@@ -392,9 +396,8 @@ class NeuronModel:
         """One integration step of all states: Brian2's statements for the update, in Brian2's order
         (its ``_lio_`` loop invariants included), printed for torch."""
         body, finals, free = update_plan(self.brian2_code, self.state_names, self.flagged)
-        order = self.state_names + self.subexpression_names + self.parameter_names + list(SPECIAL_DIMS)
         return torch_function("update", body, [finals[s] for s in self.state_names], self.brian2_code.constants,
-                              order + ["not_refractory"], free)
+                              self._arg_order + ["not_refractory"], free)
 
     @cached_property
     def threshold_function(self) -> FunctionSource | None:
@@ -405,9 +408,9 @@ class NeuronModel:
         body = needed(self.brian2_code.threshold, {"_cond"})
         margin = print_expr(self.threshold_statements[1].expr)
         reads = {s.name for s in self.threshold_statements[1].expr.free_symbols if s.name != "_placeholder_arg"}
-        order = self.state_names + self.subexpression_names + self.parameter_names + list(SPECIAL_DIMS)
         return torch_function("threshold", body, ["_cond", "_margin"], self.brian2_code.constants,
-                              order + ["not_refractory"], extra_lines=[f"_margin = {margin}"], extra_reads=reads)
+                              self._arg_order + ["not_refractory"], extra_lines=[f"_margin = {margin}"],
+                              extra_reads=reads)
 
     @cached_property
     def reset_statements(self) -> tuple[list[Statement], dict[str, str]]:
@@ -443,8 +446,7 @@ class NeuronModel:
             return None
         code = self.brian2_code
         lines, targets = reset_torch_lines(code.reset, self.state_names)
-        order = self.state_names + self.subexpression_names + self.parameter_names + list(SPECIAL_DIMS)
-        fs = torch_function("reset", code.reset, targets, code.constants, order + ["_s"],
+        fs = torch_function("reset", code.reset, targets, code.constants, self._arg_order + ["_s"],
                             extra_reads={"_s", *targets}, lines=lines)
         fs.targets = tuple(targets)
         return fs
