@@ -63,6 +63,8 @@ class SpikeData:
         self.unit_names = list(unit_names) if unit_names is not None else default_names
         self.name = name
         self.annotations = dict(annotations or {})
+        if t_stop is None:  # methods that need the recording's true end can refuse to guess it
+            self.annotations["t_stop_inferred"] = True
 
     @property
     def n_units(self) -> int:

@@ -7,6 +7,8 @@
 
 from tidesim.fitting.api import fit
 from tidesim.fitting.baseline import poisson_baseline
+from tidesim.fitting.connectivity import infer_connectivity
+from tidesim.fitting.connectivity_result import ConnectivityResult
 from tidesim.fitting.data import FitData, prepare
 from tidesim.fitting.errors import BoundsError, FitDiverged, FitError, FitWarning
 from tidesim.fitting.losses import (
@@ -31,4 +33,5 @@ __all__ = ["fit", "fit_many", "FitResult", "FitData", "prepare", "ParameterSpace
            "TraceMSE", "VanRossum", "SpikeCount", "FirstSpikeLatency", "GammaFactor", "Feature", "UserLoss",
            "default_loss",
            "FitError", "BoundsError", "FitDiverged", "FitWarning", "poisson_baseline", "parameter_table",
-           "write_report", "check_report_folder", "timing_summary", "FAMILIES", "family_of"]
+           "write_report", "check_report_folder", "timing_summary", "FAMILIES", "family_of",
+           "infer_connectivity", "ConnectivityResult"]

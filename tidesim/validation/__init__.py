@@ -9,6 +9,7 @@ import torch
 
 from tidesim.core.model import NeuronModel
 from tidesim.core.network import NetworkDescription
+from tidesim.validation.coupled_network import CoupledNetworkTruth, brian2_coupled_network
 from tidesim.validation.network import NetworkCrossValidationReport, PopulationComparison, crossvalidate_network
 from tidesim.validation.neuron import (
     CrossValidationReport,
@@ -19,7 +20,7 @@ from tidesim.validation.neuron import (
 )
 
 __all__ = ["crossvalidate", "CrossValidationReport", "NetworkCrossValidationReport", "PopulationComparison",
-           "VariableComparison", "SpikeComparison", "compare"]
+           "VariableComparison", "SpikeComparison", "compare", "brian2_coupled_network", "CoupledNetworkTruth"]
 
 
 def crossvalidate(
