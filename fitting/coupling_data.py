@@ -158,7 +158,7 @@ def raised_cosine_basis(n_basis: int, first: float, last: float, bin_size: float
 
     Returns ``(lags, basis)``: lags in bins (1, 2, ... up to ``last``) and ``basis[k, lag]``. The
     first bump peaks at ``first`` s and the last at ``last`` s, bumps overlap by half, and each
-    is normalised to unit sum so that coefficients read as the mean log-rate change per spike.
+    peaks at 1, so that a coefficient reads as the log-rate change at its bump's peak.
     """
     lags = np.arange(1, int(np.ceil(last / bin_size * 1.5)) + 1)
     t = lags * bin_size
@@ -169,7 +169,7 @@ def raised_cosine_basis(n_basis: int, first: float, last: float, bin_size: float
     basis = 0.5 * (1 + np.cos(arg))
     keep = basis.max(axis=0) > 1e-6
     lags, basis = lags[keep], basis[:, keep]
-    return lags, basis / basis.sum(axis=1, keepdims=True)
+    return lags, basis / basis.max(axis=1, keepdims=True)
 
 
 def filtered_trace(bins: np.ndarray, n_bins: int, lags: np.ndarray, kernel: np.ndarray) -> np.ndarray:

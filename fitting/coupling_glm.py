@@ -242,13 +242,14 @@ def _wald(t: _Tensors, W: torch.Tensor, eta: torch.Tensor, scale: float, ridge: 
     rate = torch.exp(eta) * scale
     if n <= 100:
         return _wald_full(t, W, rate, ridge), "full"
-    Xc = t.Xc.double().reshape(-1, n, K)
-    wald = np.zeros((n, n))
-    info = torch.einsum("sjk,sjl,si->ijkl", Xc, Xc, rate)  # [tgt, src, K, K]
+    Xc = t.Xc.reshape(-1, n, K)
+    info = torch.empty(n, n, K, K, dtype=torch.float64)  # [tgt, src, K, K], one K x K product at a time
+    for k in range(K):
+        for m in range(K):
+            info[:, :, k, m] = (rate.T.float() @ (Xc[:, :, k] * Xc[:, :, m])).double()
     info = info + torch.eye(K, dtype=info.dtype) * torch.as_tensor(ridge)[:, None, None, None]
     w = W.permute(2, 0, 1)  # [tgt, src, K]
-    sol = torch.linalg.solve(info, w.unsqueeze(-1)).squeeze(-1)
-    wald = (w * sol).sum(-1).numpy()
+    wald = torch.einsum("ijk,ijkl,ijl->ij", w, info, w).numpy()  # w' I w: the block's inverse covariance
     np.fill_diagonal(wald, np.nan)
     return wald, "block"
 
