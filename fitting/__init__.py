@@ -8,6 +8,7 @@
 from tidesim.fitting.api import fit
 from tidesim.fitting.baseline import poisson_baseline
 from tidesim.fitting.connectivity import infer_connectivity
+from tidesim.fitting.connectivity_many import infer_connectivity_many, infer_connectivity_windows
 from tidesim.fitting.connectivity_result import ConnectivityResult
 from tidesim.fitting.data import FitData, prepare
 from tidesim.fitting.errors import BoundsError, FitDiverged, FitError, FitWarning
@@ -24,6 +25,7 @@ from tidesim.fitting.losses import (
     default_loss,
 )
 from tidesim.fitting.many import fit_many
+from tidesim.fitting.network_fit import NetworkFit, fit_network
 from tidesim.fitting.parameters import ParameterSpace
 from tidesim.fitting.report import check_report_folder, parameter_table, timing_summary, write_report
 from tidesim.fitting.result import FitResult
@@ -34,4 +36,5 @@ __all__ = ["fit", "fit_many", "FitResult", "FitData", "prepare", "ParameterSpace
            "default_loss",
            "FitError", "BoundsError", "FitDiverged", "FitWarning", "poisson_baseline", "parameter_table",
            "write_report", "check_report_folder", "timing_summary", "FAMILIES", "family_of",
-           "infer_connectivity", "ConnectivityResult"]
+           "infer_connectivity", "infer_connectivity_many", "infer_connectivity_windows", "ConnectivityResult",
+           "fit_network", "NetworkFit"]

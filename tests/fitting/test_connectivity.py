@@ -12,7 +12,13 @@ from elephant.conversion import BinnedSpikeTrain
 from elephant.spike_train_correlation import cross_correlation_histogram
 
 from tidesim.datasets.spikes import SpikeData
-from tidesim.fitting import FitError, FitWarning, infer_connectivity
+from tidesim.fitting import (
+    FitError,
+    FitWarning,
+    infer_connectivity,
+    infer_connectivity_many,
+    infer_connectivity_windows,
+)
 from tidesim.fitting.coupling_ccg import correlograms
 from tidesim.fitting.coupling_data import bin_population, raised_cosine_basis
 from tidesim.validation.coupled_network import brian2_coupled_network
@@ -74,7 +80,7 @@ def test_subsampled_integral_agrees_with_the_full_one(network, glm_result):
 
 
 def test_group_lasso_sets_weak_couplings_to_zero(network):
-    res = infer_connectivity(network.spikes, group_l1=30.0)
+    res = infer_connectivity(network.spikes, group_l1=3.0)
     off = ~np.eye(network.spikes.n_units, dtype=bool)
     zero = res.weights[off] == 0
     assert zero.mean() > 0.3
@@ -184,3 +190,39 @@ def test_no_unexpected_warnings_on_clean_data(network):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         infer_connectivity(network.spikes.units(range(6)), method="ccg")
+
+
+# --- many sessions, and changes over time --------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def rewired(unconnected):
+    """The same 12 Brian2 neurons (same seed, same drawn synapses) with their synapses on for 150 s, then
+    off for 150 s: every true coupling disappears in the second window."""
+    on = brian2_coupled_network(n=12, p=0.2, duration=150.0, seed=4)
+    assert np.array_equal(on.connected, np.abs(on.weights) > 0) and on.connected.sum() > 10
+    trains = [[np.concatenate([a[0], b[0] + 150.0])] for a, b in zip(on.spikes.trains, unconnected.spikes.trains)]
+    return on, SpikeData(trains, 0.0, 300.0, on.spikes.unit_names)
+
+
+def test_coupling_over_windows_sees_synapses_vanish(rewired):
+    on, data = rewired
+    maps, table = infer_connectivity_windows(data, [(0, 150), (150, 300)])
+    assert len(maps) == 2 and len(table) == 12 * 11
+    truth = on.connected[~np.eye(12, dtype=bool)]
+    first, second = table.significant_0.to_numpy(), table.significant_1.to_numpy()
+    assert first[truth].mean() >= 0.3  # synapses found while they exist ...
+    assert second[truth].sum() <= 1  # ... and gone once removed
+    assert (np.abs(table.change[truth & first]) > 0).all()
+    with pytest.raises(FitError, match=r"window 1 = \(250, 400\) s lies outside"):
+        infer_connectivity_windows(data, [(0, 100), (250, 400)])
+
+
+def test_many_sessions_on_dask_equal_the_serial_run(network, unconnected):
+    sessions = {"net": network.spikes.units(range(8)), "null": unconnected.spikes}
+    serial = infer_connectivity_many(sessions, method="ccg")
+    parallel = infer_connectivity_many(sessions, method="ccg", client="local")
+    assert list(parallel) == ["net", "null"]
+    for name in sessions:
+        np.testing.assert_array_equal(parallel[name].pvalues, serial[name].pvalues)
+    with pytest.raises(FitError, match="t_stop"):
+        infer_connectivity_many({"x": SpikeData([[np.array([1.0, 2.0])], [np.array([1.5])]])})

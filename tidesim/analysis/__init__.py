@@ -20,6 +20,7 @@ from tidesim.analysis.features import (
     step_window,
 )
 from tidesim.analysis.plots import fi_plot, isi_histogram, raster
+from tidesim.analysis.population import POPULATION_STATISTICS, population_statistics
 from tidesim.analysis.spiketrains import NoSpikesError, as_spiketrains
 from tidesim.analysis.statistics import (
     cross_correlogram,
@@ -50,5 +51,5 @@ __all__ = [
     "victor_purpura_distance", "gamma_factor", "fi_curve", "first_spike_latency", "adaptation_index",
     "efel_features", "step_window", "torch", "raster", "isi_histogram", "fi_plot",
     "coincidences", "coincidence_factor", "intrinsic_reliability", "normalized_gamma", "md_star", "psth",
-    "psth_explained_variance",
+    "psth_explained_variance", "population_statistics", "POPULATION_STATISTICS",
 ]

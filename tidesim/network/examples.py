@@ -24,7 +24,8 @@ from tidesim.core.model import NeuronModel
 from tidesim.core.synapses import SynapseModel
 from tidesim.network.network import Network
 
-__all__ = ["coba", "coba_model", "random_pairs", "COBA_PARAMETERS", "COBA_EQUATIONS"]
+__all__ = ["coba", "coba_model", "random_pairs", "COBA_PARAMETERS", "COBA_EQUATIONS", "brunel", "brunel_model",
+           "BRUNEL_EQUATIONS"]
 
 #: Brette et al. (2007) benchmark 1 (COBA), absolute potentials.
 COBA_PARAMETERS = {"taum": 20 * ms, "taue": 5 * ms, "taui": 10 * ms, "Vt": -50 * mV, "Vr": -60 * mV,
@@ -95,4 +96,56 @@ def coba(n_exc: int = 3200, n_inh: int = 800, p: float = 0.02, seed: int = 0, in
                 syn = SynapseModel("w : 1", on_pre=f"{target} += w", name=f"coba_{pre}")
                 params = {"w": torch.full((len(i),), weight, dtype=dtype, requires_grad=requires_grad)}
             net.connect(pre, post, syn, connectivity=(i, j), params=params, delay=delay)
+    return net
+
+
+#: Brunel (2000) model A neuron: LIF with delta synapses, potentials relative to rest.
+BRUNEL_EQUATIONS = "dv/dt = -v/tau : volt (unless refractory)"
+
+
+def brunel_model(tau: float = 20e-3, theta: float = 20e-3, v_reset: float = 10e-3,
+                 refractory: float = 2e-3) -> NeuronModel:
+    """Brunel's (2000) neuron: ``tau dv/dt = -v``, spike at ``theta``, reset to ``v_reset``, refractory
+    period; synaptic input arrives as voltage jumps (delta synapses)."""
+    return NeuronModel(
+        equations=BRUNEL_EQUATIONS, threshold="v > theta", reset="v = v_reset", refractory=refractory * 1e3 * ms,
+        parameters={"tau": tau * 1e3 * ms, "theta": theta * 1e3 * mV, "v_reset": v_reset * 1e3 * mV},
+        initial={"v": "0*mV"}, method="exact", name="brunel_lif",
+        reference="Brunel (2000) J Comput Neurosci 8:183, model A")
+
+
+def brunel(g: float = 5.0, eta: float = 2.0, n_exc: int = 400, n_inh: int = 100, epsilon: float = 0.1,
+           J: float = 0.5e-3, delay: float = 1.5e-3, seed: int = 0, tau: float = 20e-3,
+           theta: float = 20e-3) -> Network:
+    """Brunel's (2000) sparse random E/I network as populations ``exc``/``inh`` driven by Poisson sources.
+
+    Each neuron receives ``C_E = epsilon n_exc`` excitatory synapses of weight ``J`` (V), ``C_I =
+    epsilon n_inh`` inhibitory ones of weight ``-g J`` (fixed in-degree, drawn with ``seed``), all with
+    ``delay`` (s), and external Poisson input of rate ``C_E nu_ext`` through weight ``J``, where
+    ``nu_ext = eta nu_thr`` and ``nu_thr = theta / (J C_E tau)`` is the rate that brings the mean
+    input to threshold. ``g`` (relative inhibition) and ``eta`` (external drive) place the network
+    in the phase diagram (synchronous regular for g < 4; asynchronous irregular for g > 4 at
+    moderate eta; synchronous irregular, fast or slow, elsewhere).
+    """
+    c_e, c_i = max(1, int(round(epsilon * n_exc))), max(1, int(round(epsilon * n_inh)))
+    nu_thr = theta / (J * c_e * tau)
+    model = brunel_model(tau=tau, theta=theta)
+    net = Network("brunel")
+    rng = np.random.default_rng(seed)
+    sizes = {"exc": n_exc, "inh": n_inh}
+    for name, n in sizes.items():
+        v0 = torch.as_tensor(rng.uniform(0, theta, n))
+        net.add_population(name, model, n, initial={"v": v0})
+        net.add_spike_source(f"ext_{name}", n, rates=c_e * eta * nu_thr)
+    jump = SynapseModel("", on_pre="v_post += w_jump", parameters={"w_jump": J * 1e3 * mV}, name="brunel_ext")
+    for name in sizes:
+        net.connect(f"ext_{name}", name, jump, connectivity="one_to_one")
+    for pre, weight, c in (("exc", J, c_e), ("inh", -g * J, c_i)):
+        syn = SynapseModel("", on_pre="v_post += w_jump", parameters={"w_jump": weight * 1e3 * mV},
+                           name=f"brunel_{pre}")
+        for post, n_post in sizes.items():
+            src = np.concatenate([rng.choice(sizes[pre], size=c, replace=False) for _ in range(n_post)])
+            tgt = np.repeat(np.arange(n_post), c)
+            order = np.argsort(src, kind="stable")
+            net.connect(pre, post, syn, connectivity=(src[order], tgt[order]), delay=delay)
     return net
