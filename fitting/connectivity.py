@@ -57,10 +57,11 @@ def infer_connectivity(
     slowly varying baseline rate per unit (None: constant), so slow co-fluctuations of rate are not
     read as couplings. ``ridge``: Gaussian prior per coefficient and spike; ``group_l1``: group
     lasso on each coupling filter: a filter whose score statistic (about its Wald chi-square) is
-    below ``group_l1**2`` becomes exactly 0 (3: roughly those a test would not call significant). ``max_bins``: bins used for the
-    likelihood's integral term (a uniform random subset beyond it, weighted; the spike term is
-    always exact); None: every bin up to a work budget of 10^10 feature-target products per pass
-    (e.g. all 1.2 million 1-ms bins of 20 min for 50 units; 83,000 for 200 units), at least 100,000.
+    below ``group_l1**2`` becomes exactly 0 (3: roughly those a test would not call significant).
+    ``max_bins``: bins used for the likelihood's integral term (a uniform random subset beyond it,
+    weighted; the spike term is always exact); None: every bin up to a work budget of 10^10
+    feature-target products per pass and at least 100,000 (all 1.2 million 1-ms bins of 20 min for
+    50 units; 100,000 for 200 units).
     Units with fewer than ``min_spikes`` spikes are skipped with a warning naming them (NaN rows and
     columns). ``alpha``: false-discovery rate of ``result.significant``.
     """

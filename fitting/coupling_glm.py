@@ -119,9 +119,10 @@ def fit_glm(design: GLMDesign, ridge: float = 1e-3, group_l1: float = 0.0, max_i
     does not depend on the recording's length); ``group_l1``: group lasso on each coupling filter
     (proximal gradient after the smooth fit), weighted per target by the square root of its spike
     count on standardised features, so that a filter is set to exactly zero when its score
-    statistic (about the Wald chi-square) is below ``group_l1**2``. The features are divided by their root mean square in place
-    (L-BFGS converges in far fewer steps on standardised features); results are in the original
-    coefficients, and the Wald statistics do not depend on the scaling.
+    statistic (about the Wald chi-square) is below ``group_l1**2``. The features are divided by
+    their root mean square in place (L-BFGS converges in far fewer steps on standardised
+    features); results are in the original coefficients, and the Wald statistics do not depend
+    on the scaling.
     """
     n, K = design.Sc.shape[1], design.Sc.shape[2]
     total = float(design.counts.sum())
