@@ -23,6 +23,7 @@ from tidesim.fitting.problem import Problem
 from tidesim.fitting.sbi_checks import predictive_check
 from tidesim.fitting.sbi_statistics import credible_intervals
 from tidesim.fitting.staged import rest_bias
+from tidesim.models.nest_export import export_nest
 from tidesim.models.neuroml_export import export_neuroml
 from tidesim.validation import crossvalidate
 
@@ -262,6 +263,11 @@ class FitResult:
         """The fitted model as a NeuroML 2 cell, validated against the schema (zoo ``lif`` and ``adex``
         only: :func:`tidesim.export_neuroml`)."""
         return export_neuroml(self.model, path=path, **kw)
+
+    def export_nest(self) -> dict[str, Any]:
+        """The fitted model as NEST's model name and parameter dictionary (zoo ``lif``, ``adex`` and
+        ``gif`` only: :func:`tidesim.export_nest`)."""
+        return export_nest(self.model)
 
     @classmethod
     def load(cls, path: str | Path, allow_pickle: bool = False) -> "FitResult":

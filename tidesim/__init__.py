@@ -41,7 +41,7 @@ __all__ = [
     "NeuronModel", "SynapseModel", "Network",
     "SimulationResult", "simulate", "crossvalidate", "CrossValidationReport", "fit", "FitResult",
     "surrogate", "models", "datasets", "fitting", "analysis", "plasticity", "connectivity", "nn", "encode", "loss",
-    "nir_io", "dynamics", "sweep", "fit_many", "export_brian2", "export_neuroml",
+    "nir_io", "dynamics", "sweep", "fit_many", "export_brian2", "export_neuroml", "export_nest",
     "TidesimError", "ModelError", "EquationSyntaxError",
     "UnitMismatchError", "UnknownIdentifierError", "MissingParameterError", "ShapeError",
     "SimulationError", "NumericalInstabilityError", "BackendError", "Unsupported", "NetworkError", "InputError",
@@ -57,7 +57,8 @@ _LAZY_MODULES = {
     "encode": "tidesim.nn.encode", "loss": "tidesim.nn.loss", "nir_io": "tidesim.nn.nir",
 }
 _LAZY_NAMES = {"fit": "tidesim.fitting", "FitResult": "tidesim.fitting", "fit_many": "tidesim.fitting",
-               "export_brian2": "tidesim.codegen.brian2_script", "export_neuroml": "tidesim.models.neuroml_export"}
+               "export_brian2": "tidesim.codegen.brian2_script", "export_neuroml": "tidesim.models.neuroml_export",
+               "export_nest": "tidesim.models.nest_export"}
 
 
 def __getattr__(name: str) -> Any:
