@@ -80,6 +80,7 @@ class ConnectivityResult:
 
     @property
     def n_units(self) -> int:
+        """Number of units (rows and columns of the matrices)."""
         return len(self.unit_names)
 
     @property

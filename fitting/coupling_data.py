@@ -103,6 +103,7 @@ class PopulationBins:
 
     @property
     def n_units(self) -> int:
+        """Number of units."""
         return len(self.counts)
 
     def unit_bins(self, u: int) -> np.ndarray:
