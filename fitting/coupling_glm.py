@@ -32,8 +32,9 @@ __all__ = ["GLMDesign", "GLMFit", "build_design", "fit_glm"]
 class GLMDesign:
     """Features at the integral bins and their spike-triggered sums.
 
-    ``Xc [S, n, K]`` coupling features, ``Xh [S, n, Kh]`` history features, ``Z [S, m]`` drift
-    (hat functions over the session, summing to 1); ``Sc [n_tgt, n_src, K]``, ``Sh [n, Kh]``,
+    ``Xc [S, n, K]`` coupling features, ``Xh [n, S, Kh]`` history features (unit-major: each unit
+    reads its own), ``Z [S, m]`` drift (hat functions over the session, summing to 1);
+    ``Sc [n_tgt, n_src, K]``, ``Sh [n, Kh]``,
     ``Sz [n, m]``: their sums over each target's spikes; ``scale``: bins per integral bin.
     """
 
@@ -59,7 +60,7 @@ def build_design(pb: PopulationBins, coupling: Basis, history: Basis,
     n = pb.n_units
     (lag_c, basis_c), (lag_h, basis_h) = coupling, history
     Xc = np.empty((rows.size, n, len(basis_c)), dtype=np.float32)
-    Xh = np.empty((rows.size, n, len(basis_h)), dtype=np.float32)
+    Xh = np.empty((n, rows.size, len(basis_h)), dtype=np.float32)
     Sc = np.zeros((n, n, len(basis_c)))
     Sh = np.zeros((n, len(basis_h)))
     for j in range(n):
@@ -70,7 +71,7 @@ def build_design(pb: PopulationBins, coupling: Basis, history: Basis,
             Sc[:, j, k] = np.bincount(pb.spike_units, weights=trace[pb.spike_bins], minlength=n)
         for k, kern in enumerate(basis_h):
             trace = filtered_trace(own, pb.n_bins, lag_h, kern)
-            Xh[:, j, k] = trace[rows]
+            Xh[j, :, k] = trace[rows]
             Sh[j, k] = trace[own].sum()
     session = np.cumsum(pb.valid) * pb.bin_size  # recorded time, trials end to end (s)
     Z = _hats(session[rows], session[-1] if session.size else 0.0, drift)
@@ -134,18 +135,14 @@ def fit_glm(design: GLMDesign, ridge: float = 1e-3, group_l1: float = 0.0, max_i
     counts = torch.from_numpy(design.counts)
     penalty = (ridge * counts[None, :] / torch.from_numpy(sc.reshape(-1, 1)) ** 2,
                ridge * counts[:, None] / torch.from_numpy(sh) ** 2)
+    # coarse to fine: first on a systematic subset of the integral bins (cheap steps, reweighted so the
+    # objective stays unbiased), then on all of them from there, which takes few steps
+    stride = t.Xc.shape[0] // COARSE_BINS
+    iterations = 0
+    if stride >= 4:
+        iterations = _lbfgs(_objective(t.every(stride), n, K, penalty, total), params, max_iter, 1e-5)
     objective = _objective(t, n, K, penalty, total)
-    opt = torch.optim.LBFGS(params, lr=1, max_iter=max_iter, tolerance_grad=tol, tolerance_change=1e-10,
-                            history_size=20, line_search_fn="strong_wolfe")
-
-    def closure():
-        opt.zero_grad()
-        loss = objective(*params)
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    iterations = opt.state[opt._params[0]].get("n_iter", 0)
+    iterations += _lbfgs(objective, params, max_iter, tol)
     if group_l1 > 0:
         # per target, scaled so that a filter is zero when its score statistic is below group_l1**2
         strength = group_l1 * torch.sqrt(counts) / total
@@ -163,13 +160,31 @@ def fit_glm(design: GLMDesign, ridge: float = 1e-3, group_l1: float = 0.0, max_i
     return GLMFit(W_orig, H.numpy() / sh, C.numpy(), wald, pvalues, mean_rate, final, int(iterations), kind)
 
 
+COARSE_BINS = 150_000  # integral bins of the coarse first pass
+
+
+def _lbfgs(objective, params: list[torch.Tensor], max_iter: int, tol: float) -> int:
+    """Minimise ``objective(*params)`` in place with L-BFGS (strong Wolfe line search); its iterations."""
+    opt = torch.optim.LBFGS(params, lr=1, max_iter=max_iter, tolerance_grad=tol, tolerance_change=1e-10,
+                            history_size=20, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = objective(*params)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return int(opt.state[opt._params[0]].get("n_iter", 0))
+
+
 def _standardise(d: GLMDesign) -> tuple[np.ndarray, np.ndarray]:
     """Divide coupling and history features (and their spike-triggered sums) by their root mean square
     over the integral bins, in place; returns the scales ``[n, K]`` and ``[n, Kh]``."""
     sc = np.sqrt(np.mean(np.square(d.Xc, dtype=np.float64), axis=0)).clip(1e-6)
-    sh = np.sqrt(np.mean(np.square(d.Xh, dtype=np.float64), axis=0)).clip(1e-6)
+    sh = np.sqrt(np.mean(np.square(d.Xh, dtype=np.float64), axis=1)).clip(1e-6)
     d.Xc /= sc.astype(np.float32)
-    d.Xh /= sh.astype(np.float32)
+    d.Xh /= sh.astype(np.float32)[:, None, :]
     d.Sc /= sc[None]
     d.Sh /= sh
     return sc, sh
@@ -187,9 +202,18 @@ class _Tensors:
         self.scale = d.scale
         self.counts = torch.from_numpy(d.counts)
 
+    def every(self, stride: int) -> "_Tensors":
+        """The same design on every ``stride``-th integral bin, reweighted (a copy of those rows only)."""
+        sub = object.__new__(_Tensors)
+        sub.__dict__.update(self.__dict__)
+        sub.Xc, sub.Z = self.Xc[::stride].contiguous(), self.Z[::stride].contiguous()
+        sub.Xh = self.Xh[:, ::stride].contiguous()
+        sub.scale = self.scale * self.Xc.shape[0] / sub.Xc.shape[0]
+        return sub
+
     def eta(self, W: torch.Tensor, H: torch.Tensor, C: torch.Tensor) -> torch.Tensor:
         """Linear predictor: float32 products (the features are float32), summed in float64."""
-        own = (self.Xh * H.float()).sum(-1) + (self.Z @ C.float())
+        own = torch.bmm(self.Xh, H.float().unsqueeze(-1)).squeeze(-1).T + (self.Z @ C.float())
         return torch.addmm(own, self.Xc, W.float()).double()
 
 
@@ -287,13 +311,13 @@ def _wald_full(t: _Tensors, W: torch.Tensor, rate: torch.Tensor, penalty: Penalt
     S = t.Xc.shape[0]
     take = torch.from_numpy(np.linspace(0, S - 1, min(S, 50_000)).astype(np.int64))
     factor = S / take.numel()
-    Xc, Xh, Z = t.Xc[take].double(), t.Xh[take].double(), t.Z[take].double()
+    Xc, Xh, Z = t.Xc[take].double(), t.Xh[:, take].double(), t.Z[take].double()
     wald = np.full((n, n), np.nan)
     keep = torch.ones(n * K, dtype=torch.bool)
     for i in range(n):
         keep[:] = True
         keep[i * K:(i + 1) * K] = False
-        A = torch.cat([Xc[:, keep], Xh[:, i, :], Z], dim=1)
+        A = torch.cat([Xc[:, keep], Xh[i], Z], dim=1)
         info = (A * (rate[take, i] * factor)[:, None]).T @ A
         n_pen = int(keep.sum()) + Xh.shape[2]
         info[:n_pen, :n_pen] += torch.diag(torch.cat([penalty[0][keep, i], penalty[1][i]]))
