@@ -56,13 +56,19 @@ def accuracy(lengths_min: list[float], seed: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def scale(n: int, minutes: float, seed: int) -> dict:
-    started = time.perf_counter()
-    truth = ts.validation.brian2_coupled_network(n=n, p=0.05, duration=minutes * 60, seed=seed)
-    sim = time.perf_counter() - started
+def scale(n: int, minutes: float, seed: int, reuse: bool = False) -> dict:
     path = OUT / "connectivity_scale.npz"
-    np.savez(path, t_stop=truth.spikes.t_stop, weights=truth.weights,
-             **{f"u{u}": tr[0] for u, tr in enumerate(truth.spikes.trains)})
+    started = time.perf_counter()
+    if reuse and path.exists():  # the same Brian2 network, simulated by an earlier run of this script
+        with np.load(path) as z:
+            sim = float(z["brian2_s"]) if "brian2_s" in z else float("nan")
+            if int(z["n"]) != n or float(z["t_stop"]) != minutes * 60 or int(z["seed"]) != seed:
+                raise SystemExit(f"{path} holds another network; run without --reuse-simulations")
+    else:
+        truth = ts.validation.brian2_coupled_network(n=n, p=0.05, duration=minutes * 60, seed=seed)
+        sim = time.perf_counter() - started
+        np.savez(path, t_stop=truth.spikes.t_stop, weights=truth.weights, n=n, seed=seed, brian2_s=sim,
+                 **{f"u{u}": tr[0] for u, tr in enumerate(truth.spikes.trains)})
     code = f"""
 import json, resource, time, numpy as np, torch
 torch.set_num_threads(2)
@@ -109,14 +115,21 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--reuse-simulations", action="store_true",
+                        help="take the accuracy rows from out/connectivity.csv and the scale run's Brian2 spikes "
+                             "from out/connectivity_scale.npz (both written by an earlier full run)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     OUT.mkdir(exist_ok=True)
     lengths = [1, 2] if args.quick else [5, 10, 20, 30]
-    acc = accuracy(lengths, args.seed)
-    acc.to_csv(OUT / "connectivity.csv", index=False)
-    big = scale(40, 2, args.seed) if args.quick else scale(200, 60, args.seed)
-    command = "python benchmarks/connectivity.py" + (" --quick" if args.quick else "")
+    if args.reuse_simulations and (OUT / "connectivity.csv").exists():
+        acc = pd.read_csv(OUT / "connectivity.csv")
+    else:
+        acc = accuracy(lengths, args.seed)
+        acc.to_csv(OUT / "connectivity.csv", index=False)
+    big = scale(40, 2, args.seed) if args.quick else scale(200, 60, args.seed, args.reuse_simulations)
+    command = "python benchmarks/connectivity.py" + (" --quick" if args.quick else "") + \
+        (" --reuse-simulations" if args.reuse_simulations else "")
     if not args.quick:
         write_section("connectivity", section(acc, big, command), "## Coupling between recorded units (issue 16)")
     else:

@@ -1,6 +1,6 @@
 """Brunel network parameters (g, eta) from population statistics of Brian2 recordings (issue 16).
 
-    python benchmarks/network_fit.py            # 1500 simulations, three points of the phase diagram
+    python benchmarks/network_fit.py            # 1000 simulations, three points of the phase diagram
     python benchmarks/network_fit.py --quick    # 300 simulations, for a smoke test
 
 The recordings: ``ts.network.examples.brunel`` (400 excitatory and 100 inhibitory LIF neurons with
@@ -50,7 +50,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    n_sim = 300 if args.quick else 1500
+    n_sim = 300 if args.quick else 1000
     observed = []
     for k, point in enumerate(POINTS):
         t = time.perf_counter()

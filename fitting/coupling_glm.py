@@ -74,10 +74,9 @@ def build_design(pb: PopulationBins, coupling: Basis, history: Basis,
             Xh[j, :, k] = trace[rows]
             Sh[j, k] = trace[own].sum()
     session = np.cumsum(pb.valid) * pb.bin_size  # recorded time, trials end to end (s)
-    Z = _hats(session[rows], session[-1] if session.size else 0.0, drift)
-    Zs = _hats(session[pb.spike_bins], session[-1] if session.size else 0.0, drift)
-    Sz = np.zeros((n, Z.shape[1]))
-    np.add.at(Sz, pb.spike_units, Zs)
+    end = session[-1] if session.size else 0.0
+    Z = _hats(session[rows], end, drift)
+    Sz = _hat_sums(session[pb.spike_bins], pb.spike_units, n, end, drift, Z.shape[1])
     return GLMDesign(Xc, Xh, Z.astype(np.float32), Sc, Sh, Sz, pb.counts.astype(float), valid.size,
                      valid.size / max(rows.size, 1))
 
@@ -90,6 +89,19 @@ def _hats(t: np.ndarray, total: float, spacing: float | None) -> np.ndarray:
     knots = np.linspace(0.0, total, int(np.ceil(total / spacing)) + 1)
     width = knots[1] - knots[0]
     return np.clip(1 - np.abs(t[:, None] - knots[None, :]) / width, 0, None)
+
+
+def _hat_sums(t: np.ndarray, units: np.ndarray, n: int, total: float, spacing: float | None, m: int) -> np.ndarray:
+    """``[n, m]``: each unit's sum of the hat functions at its spike times, without the dense
+    ``[spikes, m]`` matrix (each time touches at most two hats)."""
+    if m == 1:
+        return np.bincount(units, minlength=n).astype(float)[:, None]
+    width = total / (m - 1)
+    left = np.minimum((t / width).astype(np.int64), m - 2)
+    frac = t / width - left
+    out = np.bincount(units * m + left, weights=1 - frac, minlength=n * m)
+    out += np.bincount(units * m + left + 1, weights=frac, minlength=n * m)
+    return out.reshape(n, m)
 
 
 @dataclass
@@ -286,42 +298,65 @@ def _wald(t: _Tensors, W: torch.Tensor, eta: torch.Tensor, scale: float, penalty
 
     Up to 100 units: the full information of each target's coefficients (coupling, history and
     drift) from at most 50,000 integral bins, so correlated sources share their evidence. Larger
-    populations: each filter's own block of the information (faster, optimistic where sources'
-    spike trains are strongly correlated). ``.fisher`` in the result says which was used.
+    populations: each filter's own block of the information with the intercept's share removed
+    (faster; optimistic where sources' spike trains are strongly correlated). ``.fisher`` in the
+    result says which was used. When the integral term ran on a subset of the bins, its sampling
+    variance is added (sandwich ``I^-1 (I + V) I^-1``), so p-values do not overstate the evidence.
     """
     n, K, _ = W.shape
-    rate = torch.exp(eta) * scale
+    rate = torch.exp(eta) * scale  # expected spikes that each integral bin stands for
+    # variance of the subsampled integral's gradient (simple random sampling without replacement)
+    noise = rate ** 2 * (1 - 1 / scale)
     if n <= 100:
-        return _wald_full(t, W, rate, penalty), "full"
-    Xc = t.Xc.reshape(-1, n, K)
-    info = torch.empty(n, n, K, K, dtype=torch.float64)  # [tgt, src, K, K], one K x K product at a time
-    for k in range(K):
-        for m in range(K):
-            info[:, :, k, m] = (rate.T.float() @ (Xc[:, :, k] * Xc[:, :, m])).double()
-    prior = penalty[0].reshape(n, K, n).permute(2, 0, 1)  # [tgt, src, K]
-    info = info + torch.diag_embed(prior)
-    w = W.permute(2, 0, 1)  # [tgt, src, K]
-    wald = torch.einsum("ijk,ijkl,ijl->ij", w, info, w).numpy()  # w' I w: the block's inverse covariance
+        return _wald_full(t, W, rate, noise, penalty), "full"
+    info = _block_information(t, rate, n, K, centre=True)
+    info = info + torch.diag_embed(penalty[0].reshape(n, K, n).permute(2, 0, 1))
+    w = W.permute(2, 0, 1).unsqueeze(-1)  # [tgt, src, K, 1]
+    u = info @ w
+    spread = info + _block_information(t, noise, n, K, centre=False)
+    wald = (u * torch.linalg.solve(spread, u)).sum((-1, -2)).numpy()  # w' I (I + V)^-1 I w
     np.fill_diagonal(wald, np.nan)
     return wald, "block"
 
 
-def _wald_full(t: _Tensors, W: torch.Tensor, rate: torch.Tensor, penalty: Penalty) -> np.ndarray:
+def _block_information(t: _Tensors, weight: torch.Tensor, n: int, K: int, centre: bool) -> torch.Tensor:
+    """``[tgt, src, K, K]``: sum over integral bins of ``weight[:, tgt]`` times the outer product of
+    ``src``'s features; with ``centre``, minus the intercept's share (Schur complement: the features
+    are positive, so the baseline rate explains much of their mean)."""
+    Xc = t.Xc.reshape(-1, n, K)
+    info = torch.empty(n, n, K, K, dtype=torch.float64)
+    for k in range(K):  # one K x K entry at a time keeps memory at [S, n]
+        for m in range(K):
+            info[:, :, k, m] = (weight.T.float() @ (Xc[:, :, k] * Xc[:, :, m])).double()
+    if centre:
+        first = (weight.T.float() @ t.Xc).double().reshape(n, n, K)
+        info = info - first[..., :, None] * first[..., None, :] / weight.sum(0).double()[:, None, None, None]
+    return info
+
+
+def _wald_full(t: _Tensors, W: torch.Tensor, rate: torch.Tensor, noise: torch.Tensor,
+               penalty: Penalty) -> np.ndarray:
     n, K, _ = W.shape
     S = t.Xc.shape[0]
     take = torch.from_numpy(np.linspace(0, S - 1, min(S, 50_000)).astype(np.int64))
     factor = S / take.numel()
     Xc, Xh, Z = t.Xc[take].double(), t.Xh[:, take].double(), t.Z[take].double()
+    subsampled = bool((noise > 0).any())
     wald = np.full((n, n), np.nan)
     keep = torch.ones(n * K, dtype=torch.bool)
     for i in range(n):
         keep[:] = True
         keep[i * K:(i + 1) * K] = False
+        n_keep = int(keep.sum())
         A = torch.cat([Xc[:, keep], Xh[i], Z], dim=1)
         info = (A * (rate[take, i] * factor)[:, None]).T @ A
-        n_pen = int(keep.sum()) + Xh.shape[2]
+        n_pen = n_keep + Xh.shape[2]
         info[:n_pen, :n_pen] += torch.diag(torch.cat([penalty[0][keep, i], penalty[1][i]]))
-        cov = torch.linalg.pinv(info, hermitian=True)[:int(keep.sum()), :int(keep.sum())]
+        inverse = torch.linalg.pinv(info, hermitian=True)
+        if subsampled:
+            spread = (A * (noise[take, i] * factor)[:, None]).T @ A
+            inverse = inverse + inverse @ spread @ inverse
+        cov = inverse[:n_keep, :n_keep]
         w = W[:, :, i].reshape(-1)[keep]
         for pos, j in enumerate(j for j in range(n) if j != i):
             sl = slice(pos * K, (pos + 1) * K)
