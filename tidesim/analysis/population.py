@@ -9,11 +9,14 @@ pairwise spike-count correlations, and the spectrum of the population activity.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import quantities as pq
+from elephant import utils as elephant_utils
 from elephant.conversion import BinnedSpikeTrain
 from elephant.spectral import welch_psd
 from elephant.spike_train_correlation import correlation_coefficient
@@ -52,6 +55,23 @@ def population_statistics(spikes: Any, t_start: float | None = None, t_stop: flo
     trains = as_spiketrains(spikes)
     if not trains:
         raise ValueError("population_statistics needs at least one spike train")
+    with _quiet_binning():
+        return _statistics(trains, t_start, t_stop, corr_bin, fano_window)
+
+
+@contextlib.contextmanager
+def _quiet_binning():
+    """elephant logs a warning each time it moves a spike that sits on a bin edge by rounding into the
+    next bin; for statistics of many simulations that is noise, not news."""
+    level = elephant_utils.logger.level
+    elephant_utils.logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        elephant_utils.logger.setLevel(level)
+
+
+def _statistics(trains: list, t_start, t_stop, corr_bin: float, fano_window: float) -> pd.Series:
     start = (trains[0].t_start.rescale("s") if t_start is None else t_start * pq.s)
     stop = (trains[0].t_stop.rescale("s") if t_stop is None else t_stop * pq.s)
     trains = [st.time_slice(start, stop) for st in trains]
