@@ -21,7 +21,7 @@ import numbers
 from typing import Any
 
 from tidesim.core.model import NeuronModel
-from tidesim.models import get
+from tidesim.models.neuroml_export import require_zoo_form
 
 __all__ = ["export_nest", "NEST_MODELS"]
 
@@ -80,10 +80,6 @@ def export_nest(model: NeuronModel) -> dict[str, Any]:
         covered = ", ".join(f"{k} -> {v}" for k, v in NEST_MODELS.items())
         raise ValueError(f"{model.name} has no NEST model that is the same model (NEST export covers {covered}; "
                          "gif_hazard and gif_threshold are tidesim's deterministic read-outs of the GIF)")
-    reference = get(model.name)
-    if str(model.equations) != str(reference.equations) or model.threshold != reference.threshold or \
-            model.reset != reference.reset:
-        raise ValueError(f"{model.name}: its equations, threshold or reset differ from the zoo's, so it is not "
-                         f"NEST's {NEST_MODELS[model.name]} any more")
+    require_zoo_form(model, f"NEST's {NEST_MODELS[model.name]}")
     params = _CONVERT[model.name](model, lambda name: _value(model, name))
     return {"model": NEST_MODELS[model.name], "params": params}

@@ -19,10 +19,20 @@ from tidesim.core.files import atomic_write_text, check_new
 from tidesim.core.model import NeuronModel
 from tidesim.models import get
 
-__all__ = ["export_neuroml", "NEUROML_TYPES"]
+__all__ = ["export_neuroml", "NEUROML_TYPES", "require_zoo_form"]
 
 #: zoo model -> (NeuroML core type, the equations and threshold it must have to be that type)
 NEUROML_TYPES = {"lif": "iafRefCell", "adex": "adExIaFCell"}
+
+
+def require_zoo_form(model: NeuronModel, target: str) -> None:
+    """Refuse a model whose equations, threshold or reset differ from the zoo model of its name: an export
+    maps the zoo's form onto ``target`` (e.g. "NEST's aeif_psc_delta") and means nothing for another."""
+    reference = get(model.name)
+    if str(model.equations) != str(reference.equations) or model.threshold != reference.threshold or \
+            model.reset != reference.reset:
+        raise ValueError(f"{model.name}: its equations, threshold or reset differ from the zoo's, so it is not "
+                         f"{target} any more")
 
 
 def _q(value: float, scale: float, unit: str) -> str:
@@ -60,11 +70,7 @@ def export_neuroml(model: NeuronModel, path: str | Path | None = None, cell_id: 
         raise ValueError(f"{model.name} has no NeuroML 2 core type that is the same model (NeuroML export covers "
                          f"{covered}; the zoo's Izhikevich is the 2003 form, which izhikevich2007Cell cannot "
                          "express exactly)")
-    reference = get(model.name)
-    if str(model.equations) != str(reference.equations) or model.threshold != reference.threshold or \
-            model.reset != reference.reset:
-        raise ValueError(f"{model.name}: its equations, threshold or reset differ from the zoo's, so it is not "
-                         f"NeuroML's {NEUROML_TYPES[model.name]} any more")
+    require_zoo_form(model, f"NeuroML's {NEUROML_TYPES[model.name]}")
     p: dict[str, Any] = {k: float(v) for k, v in model.parameters.items() if k != "I"}
     cell_id = cell_id or model.name
     doc = neuroml.NeuroMLDocument(id=f"{cell_id}_doc", notes=f"exported by tidesim from {model.name}")
