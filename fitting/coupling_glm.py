@@ -212,7 +212,6 @@ class _Tensors:
         self.Sc = torch.from_numpy(d.Sc.reshape(d.Sc.shape[0], -1).T.copy())  # [n_src*K, n_tgt]
         self.Sh, self.Sz = torch.from_numpy(d.Sh), torch.from_numpy(d.Sz.T.copy())
         self.scale = d.scale
-        self.counts = torch.from_numpy(d.counts)
 
     def every(self, stride: int) -> "_Tensors":
         """The same design on every ``stride``-th integral bin, reweighted (a copy of those rows only)."""

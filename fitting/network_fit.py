@@ -133,9 +133,6 @@ def fit_network(build: Callable[..., Any], observed: Any, params: Mapping[str, t
     as many as were recorded. ``client``: Dask client (or ``"local"``) for the simulations, in
     chunks of ``chunk`` points.
     """
-    from sbi.inference import NPE  # sbi loads only when a posterior is trained
-    from sbi.utils import BoxUniform
-
     if not params:
         raise BoundsError("fit_network needs bounds, params={name: (low, high)}")
     names = tuple(params)
@@ -159,7 +156,7 @@ def fit_network(build: Callable[..., Any], observed: Any, params: Mapping[str, t
                   lambda i, out: stats.__setitem__(slice(i * chunk, i * chunk + len(out)), out),
                   name="tidesim-network-fit")
     t_sim = time.perf_counter() - started
-    posterior, used, t_train = _train(points, stats, bounds, seed, max_epochs, NPE, BoxUniform)
+    posterior, used, t_train = _train(points, stats, bounds, seed, max_epochs)
     box = {k: tuple(b) for k, b in zip(names, bounds.tolist())}
     samples = _sample(posterior, obs, used, box, n_samples, seed)
     table = pd.concat([pd.DataFrame(points, columns=list(names)),
@@ -179,7 +176,10 @@ def _sample(posterior, obs: pd.Series, used: dict, box: dict, n_samples: int, se
     return pd.DataFrame(low + (high - low) * unit, columns=list(box))
 
 
-def _train(points, stats, bounds, seed, max_epochs, NPE, BoxUniform):
+def _train(points, stats, bounds, seed, max_epochs):
+    from sbi.inference import NPE  # sbi loads only when a posterior is trained
+    from sbi.utils import BoxUniform
+
     valid = np.isfinite(stats).all(1)
     if valid.sum() < 50:
         raise FitError(f"only {int(valid.sum())} simulations gave statistics; widen or move the bounds")
