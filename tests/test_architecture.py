@@ -232,3 +232,14 @@ print("\\n".join(bad))
                                      "nn", "analysis", "cli", "models", "fitting", "datasets"])
 def test_tests_mirror_the_layout(package):
     assert any((ROOT / "tests" / package).glob("test_*.py")), f"tests/{package}/ has no tests"
+
+
+def test_python_started_in_the_checkout_imports_every_sub_package():
+    """Python started in the source tree finds its tidesim/ folder before the installed package; the
+    sub-packages kept beside it (models/, fitting/, datasets/) must still import from there."""
+    code = ("import tidesim, tidesim.models, tidesim.fitting, tidesim.datasets\n"
+            "print(tidesim.__file__); print(tidesim.datasets.__file__)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    package, datasets = proc.stdout.split()
+    assert Path(package).parent.parent == ROOT and Path(datasets).parent.parent == ROOT, proc.stdout

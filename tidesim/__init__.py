@@ -9,8 +9,20 @@ network descriptions, the errors, and the sub-packages users reach for by name. 
 is described in ``docs/architecture.md``.
 """
 
+# ruff: noqa: E402 (the checkout path below must be set before the sub-packages are imported)
 import importlib
+from pathlib import Path
 from typing import Any
+
+# models/, fitting/ and datasets/ sit beside tidesim/ in the source tree; pyproject's package-dir maps
+# them into the package at install. Python started in a checkout finds this tidesim/ folder first
+# (the current directory leads sys.path), so point the package at the checkout too, or
+# `import tidesim.fitting` there fails whichever way tidesim was installed.
+_HERE = Path(__file__).resolve().parent
+if not (_HERE / "fitting").is_dir() and all((_HERE.parent / d / "__init__.py").is_file()
+                                             for d in ("models", "fitting", "datasets")):
+    __path__.append(str(_HERE.parent))  # noqa: F821 (the package's own __path__)
+del _HERE
 
 from tidesim.core import surrogate
 from tidesim.core.errors import (

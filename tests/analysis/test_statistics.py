@@ -119,7 +119,7 @@ def test_importing_the_analysis_leaves_the_warning_filters_alone():
 
     code = ("import warnings, tidesim; before = list(warnings.filters); import tidesim.analysis, elephant; "
             "assert warnings.filters == before, warnings.filters[:3]")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/")
     assert out.returncode == 0, out.stderr[-500:]
 
 
