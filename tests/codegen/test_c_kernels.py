@@ -8,7 +8,7 @@ import pytest
 
 import tidesim as ts
 from tidesim.codegen import build
-from tidesim.codegen.c_neuron import generate
+from tidesim.codegen.c_forward import generate
 
 
 def test_forward_and_adjoint_sources_of_a_zoo_model():
@@ -17,7 +17,26 @@ def test_forward_and_adjoint_sources_of_a_zoo_model():
     src = generate(model, {**modes, "I": "time_neuron"}, "double", adjoint=True, grad_params=("b",))
     assert "int64_t tidesim_forward(" in src.source and "void tidesim_backward(" in src.source
     assert "GP_b" in src.source and "GP_a" not in src.source  # only the derivatives asked for
-    assert "const double P_I = P[" in src.source and "[i*n + k]" in src.source
+    assert "const double P_I = PA_I[i*n + k];" in src.source
+
+
+def test_loop_invariant_parts_are_computed_once_per_run_or_step():
+    """With scalar constants, AdEx's exp(-VT/DeltaT) and exp(-dt/tau_w) leave the neuron loop; with a
+    per-neuron VT, exp(-VT/DeltaT) stays in it; with a time-varying VT it is computed once per step."""
+    model = ts.models.get("adex")
+    modes = {p: "scalar" for p in model.parameter_names}
+
+    def neuron_loop(source):
+        return source.split("for (int64_t k = k0; k < k1; k++) {")[1].split("if (nonfinite)")[0]
+
+    scalar = generate(model, modes, "double", adjoint=False).source
+    assert neuron_loop(scalar).count("exp(") == 1 and "exp(((-P_VT) / P_DeltaT))" not in neuron_loop(scalar)
+    assert "exp(((-P_VT) / P_DeltaT))" in scalar
+    per_neuron = generate(model, {**modes, "VT": "neuron"}, "double", adjoint=False).source
+    assert "exp(((-P_VT) / P_DeltaT))" in neuron_loop(per_neuron)
+    per_step = generate(model, {**modes, "VT": "time"}, "double", adjoint=False).source
+    step_part = per_step.split("for (int64_t i = i0; i < i1; i++) {")[1].split("for (int64_t k")[0]
+    assert "exp(((-P_VT) / P_DeltaT))" in step_part and neuron_loop(per_step).count("exp(") == 1
 
 
 def test_the_loader_compiles_once_and_reports_compiler_errors(tmp_path, monkeypatch):

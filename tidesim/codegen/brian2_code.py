@@ -27,7 +27,7 @@ from brian2.parsing.rendering import NumpyNodeRenderer
 from tidesim.codegen.torch_source import FunctionSource
 
 __all__ = ["Brian2Statement", "Brian2Code", "brian2_code", "python_lines", "c_expression", "needed", "identifiers",
-           "update_plan", "torch_function", "reset_torch_lines"]
+           "c_expression_level", "update_plan", "torch_function", "reset_torch_lines"]
 
 
 @dataclass(frozen=True)
@@ -214,10 +214,15 @@ _C_COMPARE = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "=
 class _CPrinter:
     """A rendered Brian2 expression (Python syntax) as C, operation by operation."""
 
-    def __init__(self, names: Mapping[str, str], constants: Mapping[str, float]):
-        self.names, self.constants = names, constants
+    def __init__(self, names: Mapping[str, str], constants: Mapping[str, float], hoist: Any = None,
+                 suffix: str = ""):
+        self.names, self.constants, self.hoist, self.suffix = names, constants, hoist, suffix
 
     def __call__(self, node: ast.AST) -> str:
+        if self.hoist is not None and isinstance(node, (ast.BinOp, ast.Call, ast.UnaryOp)):
+            level = self.hoist.level(node)
+            if level < 2:  # the same operations on the same values, once per run or step
+                return self.hoist.lift(level, _CPrinter(self.names, self.constants, suffix=self.suffix)(node))
         method = getattr(self, f"_{type(node).__name__}", None)
         if method is None:
             raise NotImplementedError(f"no C for {ast.unparse(node)!r}")
@@ -229,13 +234,13 @@ class _CPrinter:
     def _Constant(self, node):
         if isinstance(node.value, bool):
             return "1" if node.value else "0"
-        return repr(float(node.value))
+        return repr(float(node.value)) + self.suffix
 
     def _Name(self, node):
         if node.id in self.names:
             return self.names[node.id]
         if node.id in self.constants:
-            return repr(self.constants[node.id])
+            return repr(self.constants[node.id]) + self.suffix
         if node.id in ("True", "true"):
             return "1"
         if node.id in ("False", "false"):
@@ -284,18 +289,28 @@ class _CPrinter:
             return f"(!{self(node.args[0])})"
         if name not in _C_FUNCTIONS:
             raise NotImplementedError(f"no C for the function {name!r}")
-        return f"{_C_FUNCTIONS[name]}({', '.join(self(a) for a in node.args)})"
+        function = "_expf32" if name == "exp" and self.suffix == "f" else _C_FUNCTIONS[name]  # vectorisable
+        return f"{function}({', '.join(self(a) for a in node.args)})"
+
+
+def _c_tree(expr: str, free_running: bool) -> ast.Expression:
+    text = NumpyNodeRenderer().render_expr(expr).replace(" & ", " and ").replace(" | ", " or ")
+    tree = ast.parse(text, mode="eval")
+    return _IntOfNotRefractory().visit(tree) if free_running else tree
 
 
 def c_expression(expr: str, names: Mapping[str, str], constants: Mapping[str, float],
-                 free_running: bool = False) -> str:
+                 free_running: bool = False, hoist: Any = None, suffix: str = "") -> str:
     """A Brian2 expression as C over ``names`` (identifier -> C expression), in Brian2's order.
-    Raises ``NotImplementedError`` for what has no C form here (random numbers, unknown functions)."""
-    text = NumpyNodeRenderer().render_expr(expr).replace(" & ", " and ").replace(" | ", " or ")
-    tree = ast.parse(text, mode="eval")
-    if free_running:
-        tree = _IntOfNotRefractory().visit(tree)
-    return _CPrinter(names, constants)(tree)
+    ``hoist`` (a :class:`~tidesim.codegen.c_hoist.Invariants`) lifts loop-invariant parts out of the
+    loops; ``suffix`` ("f") marks number literals as float. Raises ``NotImplementedError`` for what has
+    no C form here (random numbers, unknown functions)."""
+    return _CPrinter(names, constants, hoist, suffix)(_c_tree(expr, free_running))
+
+
+def c_expression_level(expr: str, hoist: Any, free_running: bool = False) -> int:
+    """The innermost loop (``hoist``'s levels) a Brian2 expression depends on."""
+    return hoist.level(_c_tree(expr, free_running).body)
 
 
 def update_plan(code: Brian2Code, states: Sequence[str], flagged: Sequence[str]

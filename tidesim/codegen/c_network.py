@@ -22,12 +22,12 @@ from dataclasses import dataclass, field
 import sympy
 
 from tidesim.codegen.c_neuron import (
-    _HEADER,
+    HEADER,
     CPrinter,
     NoDerivative,
     _c_names,
     _param_loads,
-    _prepare,
+    prepare,
     refractory_condition,
     reset_lines,
     spike_condition,
@@ -127,7 +127,7 @@ def synaptic_statements(proj: Projection) -> list[SynStatement]:
         # a statement that reads the variable it writes sees other synapses' effects when run synapse by
         # synapse; the eager engine evaluates all synapses first, and so must we
         hazard = f"{b.target}_post" in reads or (proj.pre == proj.post and f"{b.target}_pre" in reads)
-        out.append(SynStatement(b.target, b.op, _prepare(expr), hazard))
+        out.append(SynStatement(b.target, b.op, prepare(expr), hazard))
     return out
 
 
@@ -176,7 +176,7 @@ def _update_block(tb: _Tables, p: int, spec: PopSpec) -> list[str]:
             for j in range(NS)]
     loads = [f"const double S_{s} = X{j}[k];" for j, s in enumerate(S)]
     for m, name in enumerate(model.subexpression_names):
-        expr = pr.doprint(_prepare(model.subexpression_values[name]))
+        expr = pr.doprint(prepare(model.subexpression_values[name]))
         out.append(f"  if (R[{NS + m}]) for (int64_t k = 0; k < n; k++) {{")
         out += ["    " + x for x in _param_loads(model, modes, "neuron") + loads]
         out += [f"    R[{NS + m}][row + k] = {expr};", "  }"]
@@ -371,7 +371,7 @@ def generate_network(pops: list[PopSpec], sources: list[str], projections: list[
             step += _reset_block(tb, p, spec)
     except NoDerivative as exc:  # a function with no C implementation
         raise Unsupported(str(exc)) from None
-    lines = ["#include <string.h>", _HEADER.format(real=real),
+    lines = ["#include <string.h>", HEADER.format(real=real),
              "int64_t tidesim_network(int64_t i0, int64_t i1, double dt, void** A, const int64_t* I,",
              "                        const double* C, double* bad) {",
              "  for (int64_t i = i0; i < i1; i++) {",

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 import sympy
 from sympy.printing.c import C99CodePrinter
 
-from tidesim.codegen.brian2_code import c_expression, needed, update_plan
+from tidesim.codegen.brian2_code import c_expression, c_expression_level, needed, update_plan
+from tidesim.codegen.c_hoist import Invariants
 from tidesim.codegen.torch_source import NumberPrinting, Statement, _eliminate_common
 from tidesim.core.model import NeuronModel
 
-__all__ = ["KernelSource", "generate", "NoDerivative", "PARAM_MODES"]
+__all__ = ["KernelSource", "adjoint_lines", "NoDerivative", "PARAM_MODES", "HEADER", "CPrinter", "prepare"]
 
 #: How a parameter is laid out: one value, one per neuron, one per step, one per step and neuron.
 PARAM_MODES = ("scalar", "neuron", "time", "time_neuron")
@@ -123,7 +124,7 @@ class CPrinter(NumberPrinting, C99CodePrinter):
         return "0"
 
 
-def _prepare(expr: sympy.Expr) -> sympy.Expr:
+def prepare(expr: sympy.Expr) -> sympy.Expr:
     expr = expr.replace(lambda e: getattr(e.func, "__name__", "") == "exprel" and e.func is not _Exprel,
                         lambda e: _Exprel(e.args[0]))
     return expr.replace(lambda e: getattr(e.func, "__name__", "") == "clip" and e.func is not _Clip,
@@ -241,7 +242,7 @@ def _param_loads(model: NeuronModel, modes: dict[str, str], where: str) -> list[
     return lines
 
 
-_HEADER = r"""
+HEADER = r"""
 #include <math.h>
 #include <stdint.h>
 #include <stddef.h>
@@ -264,31 +265,43 @@ static inline double _surrogate(int kind, double a, double x) {{
 """
 
 
-def update_lines(model: NeuronModel, names: dict[str, str]) -> list[str]:
+def update_lines(model: NeuronModel, names: dict[str, str], hoist: Invariants | None = None,
+                 real: str = "double") -> list[str]:
     """The state update of one neuron in C (the schedule's first part, shared by the neuron and network
     kernels): Brian2's statements in Brian2's order (``B<name>`` temporaries), then ``Y_<state>``, the
     new value (a state marked ``(unless refractory)`` keeps ``S_<state>`` while ``nr`` is 0).
-    ``names`` gains the temporaries' C names."""
+    ``names`` gains the temporaries' C names. With ``hoist``, loop-invariant statements and parts of
+    statements go to its lines instead (same operations, same bits); ``real`` is the type computed in."""
     code = model.brian2_code
     body, finals, free = update_plan(code, model.state_names, model.flagged)
+    suffix = "f" if real == "float" else ""
+    written = [st.target for st in body]
     lines, declared = [], set()
     for st in body:
-        expr = c_expression(st.expr, names, code.constants, st.target in free)
+        once = written.count(st.target) == 1 and st.op == "="
+        if hoist is not None and once and c_expression_level(st.expr, hoist, st.target in free) < 2:
+            level = c_expression_level(st.expr, hoist, st.target in free)
+            names[st.target] = f"B{st.target}"
+            hoist.statement(level, st.target, f"B{st.target}",
+                            c_expression(st.expr, names, code.constants, st.target in free, suffix=suffix))
+            continue
+        expr = c_expression(st.expr, names, code.constants, st.target in free, hoist, suffix)
         if st.op == "=" and st.target not in declared:
             declared.add(st.target)
             names[st.target] = f"B{st.target}"
-            lines.append(f"double B{st.target} = {expr};")
+            lines.append(f"{real} B{st.target} = {expr};")
         else:
             target = names[st.target]
             lines.append(f"{target} = {expr};" if st.op == "=" else f"{target} = {target} {st.op[0]} ({expr});")
     for s_name in model.state_names:
         new = names[finals[s_name]]
         keep = f"nr ? {new} : S_{s_name}" if s_name in model.flagged else new
-        lines.append(f"double Y_{s_name} = {keep};")
+        lines.append(f"{real} Y_{s_name} = {keep};")
     return lines
 
 
-def spike_condition(model: NeuronModel, names: dict[str, str]) -> str | None:
+def spike_condition(model: NeuronModel, names: dict[str, str], hoist: Invariants | None = None,
+                    suffix: str = "") -> str | None:
     """The threshold condition over the updated states ``Y_<state>``, as Brian2 evaluates it (its
     subexpressions inlined in parentheses, which keeps their order); ``None``: the model never spikes."""
     if model.threshold_statements is None:
@@ -298,98 +311,51 @@ def spike_condition(model: NeuronModel, names: dict[str, str]) -> str | None:
     for st in needed(code.threshold, {"_cond"}):
         if st.op != "=":
             raise NotImplementedError(f"Brian2's threshold writes {st.target} {st.op} ...")
-        local[st.target] = f"({c_expression(st.expr, local, code.constants)})"
+        local[st.target] = f"({c_expression(st.expr, local, code.constants, hoist=hoist, suffix=suffix)})"
     return local["_cond"]
 
 
 def refractory_condition(model: NeuronModel, names: dict[str, str]) -> str:
     """A refractory condition (``refractory="v > 0*mV"``) in C over the states ``S_<state>``."""
-    return CPrinter(names).doprint(_prepare(model.substituted(model.refractory)))
+    return CPrinter(names).doprint(prepare(model.substituted(model.refractory)))
 
 
-def reset_lines(model: NeuronModel, names: dict[str, str]) -> list[str]:
+def reset_lines(model: NeuronModel, names: dict[str, str], hoist: Invariants | None = None,
+                real: str = "double", select: str | None = None) -> list[str]:
     """The reset of a spiking neuron in C: Brian2's reset statements in Brian2's order over ``Y_<state>``
-    (the schedule's last part, shared by the neuron and network kernels)."""
+    (the schedule's last part, shared by the neuron and network kernels). With ``select`` (a C
+    condition), every neuron computes the reset and keeps it where ``select`` holds (no branch: the
+    loop can be vectorised)."""
     if not model.reset_assignments:
         return []
     code = model.brian2_code
     rnames = {**names, **{s: f"Y_{s}" for s in model.state_names}}
+    suffix = "f" if real == "float" else ""
     lines = []
     for st in code.reset:
-        expr = c_expression(st.expr, rnames, code.constants)
+        expr = c_expression(st.expr, rnames, code.constants, hoist=hoist, suffix=suffix)
         if st.target not in model.state_names:  # a subexpression the reset reads
             rnames[st.target] = f"R{st.target}"
-            lines.append(f"const double R{st.target} = {expr};")
-        elif st.op == "=":
-            lines.append(f"Y_{st.target} = {expr};")
-        else:
-            lines.append(f"Y_{st.target} = Y_{st.target} {st.op[0]} ({expr});")
+            lines.append(f"const {real} R{st.target} = {expr};")
+            continue
+        new = expr if st.op == "=" else f"Y_{st.target} {st.op[0]} ({expr})"
+        kept = f"{select} ? ({new}) : Y_{st.target}" if select else new
+        lines.append(f"Y_{st.target} = {kept};")
     return lines
 
 
-def generate(model: NeuronModel, modes: dict[str, str], real: str, adjoint: bool,
-             grad_params: tuple[str, ...] = ()) -> KernelSource:
-    """C source of the forward kernel, and of the adjoint kernel when ``adjoint``.
-
-    The adjoint differentiates with respect to the states and ``grad_params`` only: derivatives
-    nobody asked for are not computed.
-    """
-    S, Ps = model.state_names, model.parameter_names
-    NS = len(S)
+def adjoint_lines(model: NeuronModel, modes: dict[str, str], grad_params: tuple[str, ...] = ()) -> list[str]:
+    """C source of the adjoint kernel ``tidesim_backward`` (computed in double whatever the run's
+    precision). It differentiates with respect to the states and ``grad_params`` only: derivatives
+    nobody asked for are not computed."""
     body, finals = model.update_statements
-    upd = [(st.target, _prepare(st.expr)) for st in body]
+    upd = [(st.target, prepare(st.expr)) for st in body]
     thr = model.threshold_statements
-    cond = _prepare(thr[0].expr) if thr else None
-    margin = _prepare(thr[1].expr) if thr else None
+    margin = prepare(thr[1].expr) if thr else None
     reset_body, reset_finals = model.reset_statements if model.reset_assignments else ([], {})
-    reset = [(st.target, _prepare(st.expr)) for st in reset_body]
-    subs = [(name, _prepare(model.subexpression_values[name])) for name in model.subexpression_names]
-    kind = model.refractory_kind
-    lines = [_HEADER.format(real=real)]
-
-    # ---------------------------------------------------------------- forward kernel
-    names = _c_names(model, modes)
-    pr = CPrinter(names)
-    signature = [
-        "int64_t tidesim_forward(int64_t n, int64_t i0, int64_t i1, double dt, real** S, int64_t* last,",
-        "    uint8_t* nrs, const int64_t* ref_steps, int64_t ref_stride, real** P, real** R, real* spikes,",
-        "    real* traj, uint8_t* nr_traj, double* bad) {"]
-    inner = [f"double S_{s} = S[{j}][k];" for j, s in enumerate(S)]
-    inner += [f"if (traj) traj[((i - i0)*{NS} + {j})*n + k] = S_{s};" for j, s in enumerate(S)]
-    inner += [f"if (R[{j}]) R[{j}][row + k] = S_{s};" for j, s in enumerate(S)]
-    for m, (_name, expr) in enumerate(subs):
-        inner.append(f"if (R[{NS + m}]) R[{NS + m}][row + k] = {pr.doprint(expr)};")
-    inner.append("int nr = 1;")
-    if kind in ("time", "time_expr"):
-        inner.append("nr = (i - last[k]) >= ref_steps[k*ref_stride];")
-    elif kind == "condition":
-        inner.append(f"nr = nrs[k] || !({refractory_condition(model, names)});")
-    inner.append("if (nr_traj) nr_traj[row + k] = (uint8_t)nr;")
-    inner += update_lines(model, names)
-    cond = spike_condition(model, names)
-    if cond is not None:
-        inner.append(f"const int spk = ({cond}) && nr;")
-        inner.append("spikes[row + k] = (real)spk;")
-        inner.append("if (spk) {")
-        if kind in ("time", "time_expr"):
-            inner.append("  last[k] = i;")
-        inner += ["  " + x for x in reset_lines(model, names)]
-        inner.append("}")
-        if kind == "condition":
-            inner.append("nrs[k] = (uint8_t)(nr && !spk);")
-    elif kind == "condition":
-        inner.append("nrs[k] = (uint8_t)nr;")
-    else:
-        inner.append("spikes[row + k] = 0;")
-    for j, s in enumerate(S):
-        inner.append(f"if (!isfinite(Y_{s})) {{ bad[0] = i; bad[1] = k; bad[2] = {j}; bad[3] = Y_{s}; "
-                     f"bad[4] = S_{s}; return 1; }}")
-    inner += [f"S[{j}][k] = (real)Y_{s};" for j, s in enumerate(S)]
-    lines += _kernel(signature, model, modes, "int64_t i = i0; i < i1; i++", inner) + ["  return 0;", "}"]
-    if adjoint:
-        lines += _adjoint(model, modes, upd, finals, margin, reset, reset_finals, subs, grad_params)
-    return KernelSource("\n".join(lines), tuple(S), tuple(Ps), tuple(modes[p] for p in Ps),
-                        tuple(model.subexpression_names), adjoint)
+    reset = [(st.target, prepare(st.expr)) for st in reset_body]
+    subs = [(name, prepare(model.subexpression_values[name])) for name in model.subexpression_names]
+    return _adjoint(model, modes, upd, finals, margin, reset, reset_finals, subs, grad_params)
 
 
 class _Adjoint:

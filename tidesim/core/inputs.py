@@ -66,16 +66,21 @@ def available_memory(device: torch.device) -> int | None:
 
 
 def check_memory(n: int, n_steps: int, n_recorded: int, dtype: torch.dtype, device: torch.device,
-                 where: str) -> None:
-    """Refuse a run whose recorded traces and spike raster would not fit in the memory left."""
-    need = n_steps * n * (n_recorded + 1) * torch.finfo(dtype).bits // 8
+                 where: str, raster: bool = True, trajectory: int = 0) -> None:
+    """Refuse a run whose ``[T, n]`` arrays would not fit in the memory left: ``n_recorded`` recorded
+    variables, the spike raster (``raster``) and ``trajectory`` stored states (a backward pass's)."""
+    arrays = n_recorded + (1 if raster else 0) + trajectory
+    need = n_steps * n * arrays * torch.finfo(dtype).bits // 8
     free = available_memory(device)
     if free is not None and need > 0.8 * free:
+        what = [f"{n_recorded} recorded variable(s)"] + (["a spike raster"] if raster else []) + \
+            ([f"{trajectory} stored state(s) for the backward pass"] if trajectory else [])
+        way_out = "checkpoint=True stores only segment starts for the backward pass; " if trajectory else ""
         raise InsufficientMemoryError(
-                          f"{where}: {n} neurons x {n_steps} steps with {n_recorded} recorded variable(s) need "
-                          f"about {need / 2**30:.1f} GiB, and {device.type} has {free / 2**30:.1f} GiB free. "
-                          "Record fewer variables (record=[] keeps spikes only), simulate fewer neurons or a "
-                          "shorter run, or split it into runs that continue from each other's final state")
+            f"{where}: {n} neurons x {n_steps} steps with {', '.join(what)} need about {need / 2**30:.1f} GiB, "
+            f"and {device.type} has {free / 2**30:.1f} GiB free. {way_out}Record fewer variables (record=[] "
+            "keeps spikes only), simulate fewer neurons or a shorter run, or split it into runs that continue "
+            "from each other's final state")
 
 
 def n_steps_for(duration: float, dt: float) -> int:

@@ -40,7 +40,9 @@ class SimulationResult:
     states : dict[str, torch.Tensor]
         ``[T, n]`` recorded variables, in SI units (``res["v"]`` is ``res.states["v"]``).
     spikes : torch.Tensor
-        ``[T, n]`` 0/1 spikes; in torch runs they carry the surrogate gradient.
+        ``[T, n]`` 0/1 spikes; in torch runs they carry the surrogate gradient. Runs without gradients
+        on the compiled engine keep spikes as events (:attr:`spike_events`) and build this raster
+        only when it is first read.
     """
 
     def __init__(
@@ -48,18 +50,24 @@ class SimulationResult:
         model: NeuronModel,
         t: torch.Tensor,
         states: dict[str, torch.Tensor],
-        spikes: torch.Tensor,
+        spikes: torch.Tensor | None,
         dt: float,
         backend: str,
         params: dict[str, Any] | None = None,
         spike_trains: Sequence[np.ndarray] | None = None,
         final_state: dict[str, torch.Tensor] | None = None,
         engine: str | None = None,
+        spike_events: tuple[np.ndarray, np.ndarray] | None = None,
+        n: int | None = None,
     ):
+        if spikes is None and (spike_events is None or n is None):
+            raise ValueError("a SimulationResult needs a spike raster, or spike events and n")
         self.model = model
         self.t = t
         self.states = states
-        self.spikes = spikes
+        self._spikes = spikes
+        self._events = None if spike_events is None else tuple(np.asarray(a, dtype=np.int64) for a in spike_events)
+        self._shape = tuple(spikes.shape) if spikes is not None else (len(t), int(n))
         self.dt = float(dt)
         self.backend = backend
         #: the engine that produced it: "compiled", "eager" or "brian2" (set by the engine table)
@@ -69,14 +77,32 @@ class SimulationResult:
         self._spike_trains = list(spike_trains) if spike_trains is not None else None
 
     @property
+    def spikes(self) -> torch.Tensor:
+        """``[T, n]`` 0/1 spikes (built from the events on first reading where the run kept events)."""
+        if self._spikes is None:
+            steps, neurons = self._events
+            raster = torch.zeros(self._shape, dtype=self.t.dtype, device=self.t.device)
+            raster[torch.from_numpy(steps).to(raster.device), torch.from_numpy(neurons).to(raster.device)] = 1
+            self._spikes = raster
+        return self._spikes
+
+    @property
+    def spike_events(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(steps, neurons)``: the step index and neuron of every spike, ordered by step, then neuron."""
+        if self._events is None:
+            steps, neurons = np.nonzero(self._spikes.detach().cpu().numpy())
+            self._events = (steps.astype(np.int64), neurons.astype(np.int64))
+        return self._events
+
+    @property
     def n(self) -> int:
         """Number of neurons."""
-        return int(self.spikes.shape[1])
+        return int(self._shape[1])
 
     @property
     def duration(self) -> float:
         """Simulated time in seconds."""
-        return float(self.spikes.shape[0]) * self.dt
+        return float(self._shape[0]) * self.dt
 
     def __getitem__(self, name: str) -> torch.Tensor:
         if name not in self.states:
@@ -90,14 +116,20 @@ class SimulationResult:
     def spike_trains(self) -> list[np.ndarray]:
         """Per neuron, a 1-D array of spike times in seconds."""
         if self._spike_trains is None:
-            s = self.spikes.detach().cpu().numpy()
+            steps, neurons = self.spike_events
             t = self.t.detach().cpu().numpy()
-            self._spike_trains = [t[np.nonzero(s[:, k])[0]] for k in range(s.shape[1])]
+            order = np.argsort(neurons, kind="stable")  # by neuron, in time within each
+            bounds = np.searchsorted(neurons[order], np.arange(self.n + 1))
+            times = t[steps[order]]
+            self._spike_trains = [times[bounds[k]:bounds[k + 1]] for k in range(self.n)]
         return self._spike_trains
 
     @property
     def spike_counts(self) -> torch.Tensor:
         """``[n]`` number of spikes per neuron (differentiable in torch runs)."""
+        if self._spikes is None:
+            counts = np.bincount(self._events[1], minlength=self.n)
+            return torch.from_numpy(counts).to(dtype=self.t.dtype, device=self.t.device)
         return self.spikes.sum(0)
 
     def to_neo(self):
@@ -153,7 +185,7 @@ class SimulationResult:
     def __repr__(self) -> str:
         what = self.model.name if self.model is not None else "no model"
         return (f"SimulationResult({what}, backend={self.backend}, engine={self.engine}, n={self.n}, "
-                f"T={self.spikes.shape[0]}, dt={self.dt}, recorded={list(self.states)})")
+                f"T={self._shape[0]}, dt={self.dt}, recorded={list(self.states)})")
 
 
 def _plain(value: Any) -> Any:

@@ -11,6 +11,7 @@ layout (about a second) and cached on disk.
 from __future__ import annotations
 
 import ctypes
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,9 +19,10 @@ import torch
 from brian2 import second
 
 from tidesim.codegen import build
-from tidesim.codegen.c_neuron import KernelSource, NoDerivative, generate
+from tidesim.codegen.c_forward import generate
+from tidesim.codegen.c_neuron import KernelSource, NoDerivative
 from tidesim.core.errors import NumericalInstabilityError, Unsupported
-from tidesim.core.inputs import ResolvedInputs
+from tidesim.core.inputs import ResolvedInputs, check_memory
 from tidesim.core.model import NeuronModel
 from tidesim.core.result import SimulationResult
 from tidesim.core.surrogate import Surrogate, atan, fast_sigmoid, sigmoid, straight_through, triangular
@@ -28,17 +30,24 @@ from tidesim.core.units import fmt, to_numpy
 from tidesim.engines.requests import NeuronRun, RunConfig, neuron_result
 from tidesim.engines.schedule import NEVER, BoundModel, initial_state, refractory_steps
 
-__all__ = ["check", "run_compiled", "kernel_for", "layout", "surrogate_code"]
+__all__ = ["check", "run_compiled", "kernel_for", "layout", "surrogate_code", "threads_for", "NEURONS_PER_THREAD"]
 
 _P = ctypes.c_void_p
 _I = ctypes.c_int64
 _D = ctypes.c_double
 
 
+#: Neurons per thread below which more threads do not pay for themselves.
+NEURONS_PER_THREAD = 10_000
+
+
 def _load(source: str) -> ctypes.CDLL:
-    lib = build.load(source, "neuron")
+    lib = build.load(source, "neuron", native=True)
     lib.tidesim_forward.restype = ctypes.c_int64
-    lib.tidesim_forward.argtypes = [_I, _I, _I, _D, _P, _P, _P, _P, _I, _P, _P, _P, _P, _P, _P]
+    # n, k0, k1, i0, i1, dt, S, last, nrs, ref_steps, ref_stride, P, R, spikes, row_buf, ev_step, ev_idx,
+    # ev_count, ev_cap, traj, nr_traj, bad (see tidesim.codegen.c_forward.FORWARD_ARGS)
+    lib.tidesim_forward.argtypes = [_I, _I, _I, _I, _I, _D, _P, _P, _P, _P, _I, _P, _P, _P, _P, _P, _P, _P, _I,
+                                    _P, _P, _P]
     if hasattr(lib, "tidesim_backward"):
         lib.tidesim_backward.restype = None
         lib.tidesim_backward.argtypes = [_I, _I, _I, _D, _P, _P, _P, _P, _P, _P, _P, _P, _P, _P, _I,
@@ -47,19 +56,19 @@ def _load(source: str) -> ctypes.CDLL:
 
 
 def kernel_for(model: NeuronModel, modes: dict[str, str], dtype: torch.dtype, adjoint: bool,
-               grad_params: tuple[str, ...] = ()):
-    """Generated source and loaded library for ``model`` with this parameter layout."""
+               grad_params: tuple[str, ...] = (), records: tuple[int, ...] = ()):
+    """Generated source and loaded library for ``model`` with this parameter layout and record set."""
     real = {torch.float64: "double", torch.float32: "float"}[dtype]
-    src = _sources(model, tuple(sorted(modes.items())), real, adjoint, tuple(grad_params))
+    src = _sources(model, tuple(sorted(modes.items())), real, adjoint, tuple(grad_params), tuple(records))
     return src, _load(src.source)
 
 
-def _sources(model, modes_items, real, adjoint, grad_params) -> KernelSource:
+def _sources(model, modes_items, real, adjoint, grad_params, records) -> KernelSource:
     # generated sources belong to the model (like its generated torch code)
     cache = model.__dict__.setdefault("_kernel_sources", {})
-    key = (modes_items, real, adjoint, grad_params)
+    key = (modes_items, real, adjoint, grad_params, records)
     if key not in cache:
-        cache[key] = generate(model, dict(modes_items), real, adjoint, grad_params)
+        cache[key] = generate(model, dict(modes_items), real, adjoint, grad_params, records)
     return cache[key]
 
 
@@ -130,6 +139,27 @@ def _strided(g: torch.Tensor | None, dtype) -> tuple[torch.Tensor | None, np.nda
     return g, np.array(g.stride(), dtype=np.int64)
 
 
+class _Events:
+    """Spike events (step, neuron) of one range of neurons, in buffers that grow when the kernel asks."""
+
+    def __init__(self, capacity: int):
+        self.step = np.empty(capacity, dtype=np.int32)
+        self.idx = np.empty(capacity, dtype=np.int32)
+        self.count = np.zeros(1, dtype=np.int64)
+
+    def grow(self, need: int) -> None:
+        cap = max(2 * len(self.step), need)
+        c = int(self.count[0])
+        for name in ("step", "idx"):
+            new = np.empty(cap, dtype=np.int32)
+            new[:c] = getattr(self, name)[:c]
+            setattr(self, name, new)
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        c = int(self.count[0])
+        return self.step[:c], self.idx[:c]
+
+
 class _Runner:
     """Everything about one compiled run that is not a tensor."""
 
@@ -140,33 +170,100 @@ class _Runner:
         self.np_dtype = np.float64 if cfg.dtype == torch.float64 else np.float32
         self.n, self.T, self.NS = cfg.n, cfg.n_steps, len(model.state_names)
         self.kind = model.refractory_kind
+        self.row_buf = np.zeros(self.n, dtype=np.uint8)
+        self.start = None  # the run's initial (states, last, nrs): a blow-up is re-run from it
 
     def fresh_refractory(self):
         last = np.full(self.n, NEVER, dtype=np.int64) if self.kind in ("time", "time_expr") else None
         nrs = np.ones(self.n, dtype=np.uint8) if self.kind == "condition" else None
         return last, nrs
 
-    def forward(self, states, last, nrs, params, i0, i1, records=None, spikes=None, traj=None, nr_traj=None):
-        n, NS = self.n, self.NS
-        slots = NS + len(self.model.subexpression_names)
-        rec = [None] * slots
-        if records is not None:
-            for slot, arr in records.items():
-                rec[slot] = arr[i0 * n:]
-        bad = np.zeros(5, dtype=np.float64)
-        code = self.lib.tidesim_forward(
-            n, i0, i1, self.cfg.dt, _ptrs(states), _ptr(last), _ptr(nrs), _ptr(self.ref_steps),
-            0 if self.ref_steps is None or self.ref_steps.size == 1 else 1, _ptrs(params), _ptrs(rec),
-            _ptr(spikes[i0 * n:]), _ptr(traj), _ptr(nr_traj), bad.ctypes.data)
-        if code:
-            i, k, j = int(bad[0]), int(bad[1]), int(bad[2])
-            name = self.model.state_names[j]
-            dt = self.cfg.dt
-            raise NumericalInstabilityError(
-                f"{self.model.name}: state variable '{name}' of neuron {k} became {bad[3]} in the step "
-                f"from t = {fmt(i * dt, second.dim)} to {fmt((i + 1) * dt, second.dim)} (step {i}); it was "
-                f"{fmt(float(bad[4]), self.model.dims[name])} before. Try a smaller dt, another "
-                "integration method, or check that neuron's parameters.", variable=name, neuron=k, step=i)
+    def keep_start(self, states, last, nrs) -> None:
+        self.start = ([s.copy() for s in states], None if last is None else last.copy(),
+                      None if nrs is None else nrs.copy())
+
+    def forward(self, states, last, nrs, params, i0, i1, records=None, spikes=None, traj=None, nr_traj=None,
+                k0=0, k1=None, events: _Events | None = None):
+        """Steps ``i0`` to ``i1`` of neurons ``k0`` to ``k1``; raises on a non-finite state."""
+        n = self.n
+        k1 = n if k1 is None else k1
+        slots = self.NS + len(self.model.subexpression_names)
+        i = i0
+        while i < i1:
+            rec = [None] * slots
+            for slot, arr in (records or {}).items():
+                rec[slot] = arr[i * n:]
+            bad = np.zeros(4, dtype=np.float64)
+            ev = events or _NO_EVENTS
+            code = self.lib.tidesim_forward(
+                n, k0, k1, i, i1, self.cfg.dt, _ptrs(states), _ptr(last), _ptr(nrs), _ptr(self.ref_steps),
+                0 if self.ref_steps is None or self.ref_steps.size == 1 else 1, _ptrs(params), _ptrs(rec),
+                None if spikes is None else _ptr(spikes[i * n:]), _ptr(self.row_buf), _ptr(ev.step),
+                _ptr(ev.idx), None if events is None else _ptr(ev.count), len(ev.step), _ptr(traj),
+                _ptr(nr_traj), bad.ctypes.data)
+            if code == 0:
+                return
+            if code == 2:  # the event buffers are full: grow them and go on from that step
+                i = int(bad[0])
+                events.grow(int(events.count[0]) + 2 * (k1 - k0) + (i1 - i) // 8)
+                continue
+            self._blow_up(int(bad[0]), int(bad[1]), int(bad[2]), float(bad[3]), params, records, spikes)
+
+    def _blow_up(self, i: int, k: int, j: int, value: float, params, records, spikes) -> None:
+        name = self.model.state_names[j]
+        before = self._value_before(i, k, j, params, records, spikes)
+        dt = self.cfg.dt
+        raise NumericalInstabilityError(
+            f"{self.model.name}: state variable '{name}' of neuron {k} became {value} in the step "
+            f"from t = {fmt(i * dt, second.dim)} to {fmt((i + 1) * dt, second.dim)} (step {i}); it was "
+            f"{fmt(before, self.model.dims[name])} before. Try a smaller dt, another "
+            "integration method, or check that neuron's parameters.", variable=name, neuron=k, step=i)
+
+    def _value_before(self, i: int, k: int, j: int, params, records, spikes) -> float:
+        """Neuron ``k``'s state ``j`` at the start of step ``i``, re-run from the run's start (the kernel
+        overwrote it). The run is deterministic: the re-run writes the same values into the records and
+        raster, for this neuron only."""
+        if self.start is None or (self.needs_grad and spikes is None):
+            return float("nan")
+        states, last, nrs = ([s.copy() for s in self.start[0]], *(None if a is None else a.copy()
+                                                                    for a in self.start[1:]))
+        events = None if self.needs_grad else _Events(i + 2)
+        self.start, saved = None, self.start  # no second re-run from inside this one
+        try:
+            self.forward(states, last, nrs, params, 0, i, records, spikes, k0=k, k1=k + 1, events=events)
+        finally:
+            self.start = saved
+        return float(states[j][k])
+
+    def run_events(self, states, last, nrs, params, records, threads: int) -> tuple[np.ndarray, np.ndarray]:
+        """The whole run without gradients: spike events (steps, neurons), sorted by step then neuron;
+        neurons split into ``threads`` ranges run at once (ctypes releases the GIL)."""
+        bounds = np.linspace(0, self.n, max(1, threads) + 1).round().astype(int)
+        ranges = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+        guess = max(1024, 4 * self.n)
+
+        def one(k0k1):
+            events = _Events(guess // len(ranges) + 2 * (k0k1[1] - k0k1[0]))
+            self.forward(states, last, nrs, params, 0, self.T, records, k0=k0k1[0], k1=k0k1[1], events=events)
+            return events.arrays()
+
+        if len(ranges) == 1:
+            parts = [one(ranges[0])]
+        else:
+            with ThreadPoolExecutor(len(ranges)) as pool:
+                futures = [pool.submit(one, r) for r in ranges]
+                errors = [f.exception() for f in futures]
+                failed = [e for e in errors if e is not None]
+                if failed:  # the earliest blow-up, as a single-threaded run reports it
+                    raise min(failed, key=lambda e: (getattr(e, "step", None) or 0, getattr(e, "neuron", 0) or 0))
+                parts = [f.result() for f in futures]
+        steps = np.concatenate([p[0] for p in parts]).astype(np.int64)
+        idx = np.concatenate([p[1] for p in parts]).astype(np.int64)
+        order = np.argsort(steps, kind="stable")  # ranges are in neuron order: stable keeps it per step
+        return steps[order], idx[order]
+
+
+_NO_EVENTS = _Events(0)
 
 
 class _CompiledRun(torch.autograd.Function):
@@ -177,9 +274,10 @@ class _CompiledRun(torch.autograd.Function):
         states = [to_numpy(x, r.np_dtype).copy() for x in tensors[:NS]]
         params = [to_numpy(p, r.np_dtype) for p in tensors[NS:]]
         last, nrs = r.fresh_refractory()
+        r.keep_start(states, last, nrs)
         spikes = np.zeros(T * n, dtype=r.np_dtype)
-        records = {slot: np.zeros(T * n, dtype=r.np_dtype) for slot in r.record_ids}
-        ctx.runner, ctx.params = r, params
+        records = {slot: np.empty(T * n, dtype=r.np_dtype) for slot in r.record_ids}
+        ctx.runner, ctx.params, ctx.records = r, params, records
         ctx.snapshots, ctx.traj, ctx.nr_traj = [], None, None
         if r.needs_grad and r.cfg.checkpoint:
             K = r.cfg.checkpoint
@@ -235,7 +333,8 @@ class _CompiledRun(torch.autograd.Function):
                 traj = np.zeros((i1 - i0) * NS * n, dtype=r.np_dtype)
                 nr_traj = np.ones((i1 - i0) * n, dtype=np.uint8)
                 scratch = np.zeros(T * n, dtype=r.np_dtype)
-                r.forward(st, last, nrs, ctx.params, i0, i1, None, scratch, traj, nr_traj)
+                # the kernel writes its records again (the same values): it has no variant without them
+                r.forward(st, last, nrs, ctx.params, i0, i1, ctx.records, scratch, traj, nr_traj)
             else:
                 traj, nr_traj = ctx.traj, ctx.nr_traj
             r.lib.tidesim_backward(
@@ -260,37 +359,68 @@ class _CompiledRun(torch.autograd.Function):
         return tuple(out)
 
 
-def run_compiled(run: NeuronRun) -> SimulationResult:
-    """Run the whole simulation in the compiled kernels (refuses with :class:`~tidesim.Unsupported`)."""
+def threads_for(n: int, threads: int | None) -> int:
+    """Threads over neurons: as asked, else torch's thread count with at least
+    :data:`NEURONS_PER_THREAD` neurons each."""
+    if threads is not None:
+        return max(1, min(int(threads), n))
+    return max(1, min(torch.get_num_threads(), n // NEURONS_PER_THREAD))
+
+
+def _prepare_run(run: NeuronRun) -> tuple[_Runner, list[torch.Tensor], dict[str, int]]:
     model, res, cfg = run.model, run.inputs, run.config
     needs_grad = run.needs_grad
     check(model, cfg, needs_grad)
     state0 = initial_state(model, res, cfg.n, cfg.dt, cfg.dtype, cfg.device, run.initial)
     needs_grad = needs_grad or (torch.is_grad_enabled() and any(v.requires_grad for v in state0.values()))
+    NS = len(model.state_names)
+    check_memory(cfg.n, cfg.n_steps, len(cfg.record), cfg.dtype, cfg.device, model.name, raster=needs_grad,
+                 trajectory=NS if needs_grad and not cfg.checkpoint else 0)
     lay = layout(model, res, cfg.n, cfg.dtype)
     grad_params = tuple(p for p, t in zip(model.parameter_names, lay.params) if t.requires_grad)
+    slot_of = {name: j for j, name in enumerate(model.state_names)}
+    slot_of.update({name: NS + m for m, name in enumerate(model.subexpression_names)})
+    record_ids = [slot_of[name] for name in cfg.record if name in slot_of]
     try:
-        src, lib = kernel_for(model, lay.modes, cfg.dtype, adjoint=needs_grad, grad_params=grad_params)
+        src, lib = kernel_for(model, lay.modes, cfg.dtype, adjoint=needs_grad, grad_params=grad_params,
+                              records=tuple(sorted(set(record_ids))))
     except NoDerivative as exc:
         raise Unsupported(f"{exc} (the adjoint kernel needs a derivative it can print)") from None
-    NS = len(model.state_names)
     ref = refractory_steps(model, BoundModel(model, cfg.dtype, cfg.device, (cfg.n,)),
                            {**res.params, "dt": torch.tensor(cfg.dt, dtype=cfg.dtype), "N": cfg.n,
                             "i": torch.arange(cfg.n)}, cfg.dt)
     ref_steps = None if ref is None else np.ascontiguousarray(
         np.broadcast_to(to_numpy(torch.as_tensor(ref), np.int64), (1,) if isinstance(ref, int) else (cfg.n,)))
-    slot_of = {name: j for j, name in enumerate(model.state_names)}
-    slot_of.update({name: NS + m for m, name in enumerate(model.subexpression_names)})
-    record_ids = [slot_of[name] for name in cfg.record if name in slot_of]
     runner = _Runner(model, res, cfg, lay, lib, src, ref_steps, record_ids, needs_grad)
-    tensors = [state0[s] for s in model.state_names] + lay.params
-    if needs_grad:
+    return runner, [state0[s] for s in model.state_names] + lay.params, slot_of
+
+
+def _run_without_gradient(runner: _Runner, tensors: list[torch.Tensor]):
+    """Records, spike events and final states of a run nobody differentiates."""
+    r = runner
+    states = [to_numpy(x, r.np_dtype).copy() for x in tensors[:r.NS]]
+    params = [to_numpy(p, r.np_dtype) for p in tensors[r.NS:]]
+    last, nrs = r.fresh_refractory()
+    r.keep_start(states, last, nrs)
+    records = {slot: np.empty(r.T * r.n, dtype=r.np_dtype) for slot in r.record_ids}
+    events = r.run_events(states, last, nrs, params, records, threads_for(r.n, r.cfg.threads))
+    outs = [torch.from_numpy(records[s].reshape(r.T, r.n)) for s in r.record_ids]
+    return events, outs, [torch.from_numpy(s) for s in states]
+
+
+def run_compiled(run: NeuronRun) -> SimulationResult:
+    """Run the whole simulation in the compiled kernels (refuses with :class:`~tidesim.Unsupported`).
+    Without gradients the spikes come back as events (no ``[T, n]`` raster is allocated)."""
+    model, res, cfg = run.model, run.inputs, run.config
+    runner, tensors, slot_of = _prepare_run(run)
+    events = None
+    if runner.needs_grad:
         outs = _CompiledRun.apply(runner, *tensors)
+        spikes, rec_outs, finals = outs[0], outs[1:1 + len(runner.record_ids)], outs[1 + len(runner.record_ids):]
     else:
-        with torch.no_grad():
-            outs = _CompiledRun.forward(_NoCtx(), runner, *tensors)
-    recs = dict(zip([n for n in cfg.record if n in slot_of], outs[1:1 + len(record_ids)]))
-    finals = dict(zip(model.state_names, outs[1 + len(record_ids):]))
+        events, rec_outs, finals = _run_without_gradient(runner, tensors)
+        spikes = None
+    recs = dict(zip([n for n in cfg.record if n in slot_of], rec_outs))
     records = {}
     for name in cfg.record:
         if name in recs:
@@ -302,10 +432,4 @@ def run_compiled(run: NeuronRun) -> SimulationResult:
             records[name] = res.params[name].expand(cfg.n_steps, cfg.n)
     if run.progress is not None:
         run.progress(cfg.n_steps)
-    return neuron_result(run, records, outs[0], finals)
-
-
-class _NoCtx:
-    """Stands in for autograd's ctx when no gradient is needed."""
-
-    needs_input_grad = ()
+    return neuron_result(run, records, spikes, dict(zip(model.state_names, finals)), events)

@@ -11,6 +11,7 @@ import torch
 from brian2 import second
 
 from tidesim.core.errors import NumericalInstabilityError
+from tidesim.core.inputs import check_memory
 from tidesim.core.result import SimulationResult
 from tidesim.core.units import fmt
 from tidesim.engines.requests import NeuronRun, neuron_result
@@ -76,6 +77,7 @@ def _locate_nonfinite(stepper: NeuronStepper, i0: int, i1: int, state: dict, gen
 def run_eager(run: NeuronRun) -> SimulationResult:
     """Run ``run.config.n_steps`` steps in torch; records ``[T, n]``, spikes ``[T, n]``, final state."""
     model, res, cfg, generator = run.model, run.inputs, run.config, run.generator
+    check_memory(cfg.n, cfg.n_steps, len(cfg.record), cfg.dtype, cfg.device, model.name)
     state = initial_state(model, res, cfg.n, cfg.dt, cfg.dtype, cfg.device, run.initial)
     needs_grad = run.needs_grad or (torch.is_grad_enabled() and any(v.requires_grad for v in state.values()))
     stepper = NeuronStepper(model, res, cfg.n, cfg.dt, cfg.n_steps, cfg.dtype, cfg.device, cfg.surrogate,

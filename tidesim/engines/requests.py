@@ -36,6 +36,7 @@ class RunConfig:
     tbptt: int | None = None
     checkpoint: int | None = None
     chunk: int = 1000
+    threads: int | None = None
 
 
 @dataclass
@@ -79,10 +80,12 @@ class NetworkRun:
     checkpoint: int | None = None
 
 
-def neuron_result(run: NeuronRun, records: dict[str, torch.Tensor], spikes: torch.Tensor,
-                  final_state: dict[str, torch.Tensor]) -> SimulationResult:
-    """The result of a torch engine's neuron run (the engine's name is set by the table)."""
+def neuron_result(run: NeuronRun, records: dict[str, torch.Tensor], spikes: torch.Tensor | None,
+                  final_state: dict[str, torch.Tensor], events: tuple[Any, Any] | None = None) -> SimulationResult:
+    """The result of a torch engine's neuron run (the engine's name is set by the table): spikes as a
+    ``[T, n]`` raster, or as ``events`` (steps, neurons) where no gradient needs the raster."""
     cfg, res = run.config, run.inputs
     t = torch.arange(cfg.n_steps, dtype=cfg.dtype, device=cfg.device) * cfg.dt
     used = {**res.params, **{k: torch.stack(v) for k, v in res.series.items()}}
-    return SimulationResult(run.model, t, records, spikes, cfg.dt, "torch", params=used, final_state=final_state)
+    return SimulationResult(run.model, t, records, spikes, cfg.dt, "torch", params=used, final_state=final_state,
+                            spike_events=events, n=cfg.n)
