@@ -7,7 +7,6 @@ whether gradient-based optimisers can use it (feature losses computed by elephan
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -15,6 +14,7 @@ import torch
 
 from tidesim.analysis import adaptation_index, cv_isi
 from tidesim.analysis import differentiable as tsa
+from tidesim.fitting import loss_events as le
 from tidesim.fitting.data import FitData
 from tidesim.fitting.errors import FitError
 
@@ -22,13 +22,34 @@ __all__ = ["ModelOutput", "Loss", "TraceMSE", "VanRossum", "SpikeCount", "FirstS
            "Feature", "UserLoss", "default_loss", "as_loss"]
 
 
-@dataclass
 class ModelOutput:
-    """What the batched simulation produced: ``[T, B, S]`` voltage (V) and spikes."""
+    """What the batched simulation produced: ``[T, B, S]`` voltage (V) and spikes, as a raster (which
+    carries gradients) or, where nothing is differentiated, as ``events``: (steps, columns ``b * S + s``).
+    The raster of an events-only output is built when first read; the losses use the events directly."""
 
-    voltage: torch.Tensor
-    spikes: torch.Tensor
-    dt: float
+    def __init__(self, voltage: torch.Tensor, spikes: torch.Tensor | None, dt: float,
+                 events: tuple[np.ndarray, np.ndarray] | None = None):
+        if spikes is None and events is None:
+            raise ValueError("ModelOutput needs spikes or events")
+        self.voltage, self._spikes, self.dt, self.events = voltage, spikes, dt, events
+
+    @property
+    def spikes(self) -> torch.Tensor:
+        """``[T, B, S]`` 0/1 spikes."""
+        if self._spikes is None:
+            T, B, S = self.voltage.shape
+            raster = torch.zeros(T, B * S, dtype=self.voltage.dtype)
+            raster[torch.from_numpy(self.events[0]), torch.from_numpy(self.events[1])] = 1
+            self._spikes = raster.reshape(T, B, S)
+        return self._spikes
+
+    def counts(self) -> torch.Tensor:
+        """``[B, S]`` spike counts."""
+        if self._spikes is None:
+            T, B, S = self.voltage.shape
+            n = np.bincount(self.events[1], minlength=B * S)
+            return torch.from_numpy(n).to(self.voltage.dtype).reshape(B, S)
+        return self._spikes.sum(0)
 
     @property
     def n_starts(self) -> int:
@@ -98,6 +119,14 @@ class TraceMSE(Loss):
         self.mask_spikes, self.before, self.after, self.scale = mask_spikes, before, after, scale
 
     def __call__(self, out, data):
+        if self.mask_spikes and out.events is not None:  # the same mean, without a [T, B, S] mask
+            err = (out.voltage - data.voltage[:, None, :]).div_(self.scale).square_()  # nothing to differentiate
+            T, B, S = err.shape
+            steps, sweeps = np.nonzero(data.spikes.numpy())
+            rec_steps, rec_cols = le.columns_of(steps, sweeps, B, S)
+            nb, na = int(round(self.before / data.dt)), int(round(self.after / data.dt))
+            return le.masked_mean(err, np.concatenate([out.events[0], rec_steps]),
+                                  np.concatenate([out.events[1], rec_cols]), nb, na)
         err = ((out.voltage - data.voltage[:, None, :]) / self.scale) ** 2
         if self.mask_spikes:
             mask = data.spike_mask(self.before, self.after, extra=out.spikes.detach())
@@ -115,6 +144,12 @@ class VanRossum(Loss):
         self.tau = tau
 
     def __call__(self, out, data):
+        if out.events is not None:  # closed form on the events, the same value
+            T, B, S = out.voltage.shape
+            steps, sweeps = np.nonzero(data.spikes.numpy())
+            d2 = le.van_rossum_squared(out.events, le.columns_of(steps, sweeps, B, S), B * S, out.dt, self.tau)
+            d = torch.from_numpy(d2).to(out.voltage.dtype) + 1e-30
+            return (d.reshape(B, S) / (data.counts + 1)).mean(1)
         T, B, S = out.spikes.shape
         model = out.spikes.reshape(T, B * S)
         target = data.spikes.repeat(1, B)
@@ -126,7 +161,7 @@ class SpikeCount(Loss):
     """Squared count error relative to the recorded count + 1, averaged over sweeps."""
 
     def __call__(self, out, data):
-        n = out.spikes.sum(0)  # [B, S]
+        n = out.counts()  # [B, S]
         return (((n - data.counts) ** 2) / (data.counts + 1)).mean(1)
 
 

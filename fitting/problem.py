@@ -60,6 +60,9 @@ class Problem:
                        surrogate=self.surrogate, engine=self.engine,
                        detach_reset=self.detach_reset, seed=seed)
         T = d.n_steps
-        out = ModelOutput(res[self.voltage].reshape(T, B, S), res.spikes.reshape(T, B, S), d.dt)
+        if res.spikes_are_events:  # nothing to differentiate: the losses read the events
+            out = ModelOutput(res[self.voltage].reshape(T, B, S), None, d.dt, events=res.spike_events)
+        else:
+            out = ModelOutput(res[self.voltage].reshape(T, B, S), res.spikes.reshape(T, B, S), d.dt)
         out.result = res  # the full SimulationResult, for predictions and plots
         return out

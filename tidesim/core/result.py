@@ -87,6 +87,11 @@ class SimulationResult:
         return self._spikes
 
     @property
+    def spikes_are_events(self) -> bool:
+        """Whether the spikes are held as events only (no raster built yet: nothing differentiates them)."""
+        return self._spikes is None
+
+    @property
     def spike_events(self) -> tuple[np.ndarray, np.ndarray]:
         """``(steps, neurons)``: the step index and neuron of every spike, ordered by step, then neuron."""
         if self._events is None:

@@ -196,13 +196,13 @@ def _dtype(name: str) -> torch.dtype:
     return {"float64": torch.float64, "float32": torch.float32}[name]
 
 
-def _window_spikes(spikes: torch.Tensor, i0: int, i1: int, dt: float, amplitude: float, points: np.ndarray,
-                   n: int) -> StepSpikes:
-    """The spikes of a ``[T, k]`` tensor inside steps ``[i0, i1)``, sorted by point then time; column
+def _window_spikes(events: tuple[np.ndarray, np.ndarray], i0: int, i1: int, dt: float, amplitude: float,
+                   points: np.ndarray, n: int) -> StepSpikes:
+    """The spike events (steps, columns) inside steps ``[i0, i1)``, sorted by point then time; column
     ``c`` is point ``points[c]`` (increasing) of ``n``."""
-    step, owner = torch.nonzero(spikes[i0:i1], as_tuple=True)  # time-major: cheaper than on the transpose
-    owner = points[owner.numpy().astype(np.int64)]
-    step = step.numpy().astype(np.int64) + i0
+    inside = (events[0] >= i0) & (events[0] < i1)
+    owner = points[events[1][inside]]
+    step = events[0][inside]
     order = np.argsort(owner, kind="stable")
     owner, step = owner[order], step[order]
     times = step.astype(np.float64) * dt - i0 * dt  # as SimulationResult.t: step index * dt
@@ -250,7 +250,7 @@ def run_chunk(task: ChunkTask) -> dict[str, np.ndarray]:
             if res is None:
                 spikes = StepSpikes(task.n, np.zeros(0, np.int64), np.zeros(0), (i1 - i0) * dt, float(amp), dt)
             else:
-                spikes = _window_spikes(res.spikes, i0, i1, dt, float(amp), alive, task.n)
+                spikes = _window_spikes(res.spike_events, i0, i1, dt, float(amp), alive, task.n)
             del res
             counts[j] = spikes.counts()
             for m in step_measures:
