@@ -7,8 +7,8 @@ select, a non-finite state raises a flag checked once per step, which then names
 variable); restrict pointers loaded once; loop-invariant parts lifted out of it
 (:mod:`tidesim.codegen.c_hoist`); only the recorded variables written (the source is generated per
 record set). Spikes leave either as a raster (``[T, n]`` of 0/1, which gradients need) or as events
-(step, neuron), collected once per step from a byte row, so a run without gradients allocates nothing
-per step but its recorded variables.
+(the neurons of each step and their number, 4 bytes per spike), collected once per step from a byte
+row, so a run without gradients allocates nothing per step but its recorded variables.
 
 Float64 kernels call libm's ``exp`` and do Brian2's operations in Brian2's order, so they stay
 spike-exact against Brian2; float32 kernels trade that for speed (see :data:`EXPF`).
@@ -58,19 +58,20 @@ static inline float _expf32(float x) {
 
 #: The kernel's arguments (ctypes binds them in this order).
 FORWARD_ARGS = ("n", "k0", "k1", "i0", "i1", "dt", "S", "last", "nrs", "ref_steps", "ref_stride", "P", "R",
-                "spikes", "row_buf", "ev_step", "ev_idx", "ev_count", "ev_cap", "traj", "nr_traj", "bad")
+                "spikes", "row_buf", "step_counts", "ev_idx", "ev_count", "ev_cap", "traj", "nr_traj", "bad")
 
 _SIGNATURE = """int64_t tidesim_forward(int64_t n, int64_t k0, int64_t k1, int64_t i0, int64_t i1, double dt,
     real** S, int64_t* last, uint8_t* nrs, const int64_t* ref_steps, int64_t ref_stride, real** P,
-    real** R, real* spikes, uint8_t* row_buf, int32_t* ev_step, int32_t* ev_idx, int64_t* ev_count,
+    real** R, real* spikes, uint8_t* row_buf, int64_t* step_counts, int32_t* ev_idx, int64_t* ev_count,
     int64_t ev_cap, real* traj, uint8_t* nr_traj, double* bad) {"""
 
-_EVENTS = """if (ev_count) {  /* this step's spikes, 8 neurons at a time where none spiked */
+_EVENTS = """if (ev_count) {  /* this step's spiking neurons, 8 at a time where none spiked; and their number */
   int64_t c = *ev_count, k = k0;
   for (; k < k1; k++) {
     if (k + 8 <= k1) { uint64_t w; memcpy(&w, row_buf + k, 8); if (!w) { k += 7; continue; } }
-    if (row_buf[k]) { ev_step[c] = (int32_t)i; ev_idx[c] = (int32_t)k; c++; }
+    if (row_buf[k]) { ev_idx[c] = (int32_t)k; c++; }
   }
+  step_counts[i] = c - *ev_count;
   *ev_count = c;
 }"""
 

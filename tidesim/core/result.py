@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -11,7 +12,20 @@ from brian2.units.fundamentalunits import get_unit
 from tidesim.core.model import NeuronModel
 from tidesim.core.units import lab_unit, unit_name
 
-__all__ = ["SimulationResult", "dims_to_quantities"]
+__all__ = ["SimulationResult", "SpikeEvents", "dims_to_quantities"]
+
+
+@dataclass(frozen=True)
+class SpikeEvents:
+    """The spikes of a run step by step, in 4 bytes per spike: ``counts[i]`` spikes at step ``i``, their
+    neurons in ``neurons`` (in step order, then neuron order)."""
+
+    counts: np.ndarray  # [T] int64
+    neurons: np.ndarray  # [number of spikes] int32 or int64
+
+    def steps(self) -> np.ndarray:
+        """The step of every spike (built on each call: 4 bytes per spike)."""
+        return np.repeat(np.arange(len(self.counts), dtype=np.int32), self.counts)
 
 
 def dims_to_quantities(dim) -> Any:
@@ -57,7 +71,7 @@ class SimulationResult:
         spike_trains: Sequence[np.ndarray] | None = None,
         final_state: dict[str, torch.Tensor] | None = None,
         engine: str | None = None,
-        spike_events: tuple[np.ndarray, np.ndarray] | None = None,
+        spike_events: SpikeEvents | None = None,
         n: int | None = None,
     ):
         if spikes is None and (spike_events is None or n is None):
@@ -66,7 +80,8 @@ class SimulationResult:
         self.t = t
         self.states = states
         self._spikes = spikes
-        self._events = None if spike_events is None else tuple(np.asarray(a, dtype=np.int64) for a in spike_events)
+        self._events = spike_events
+        self._pairs: tuple[np.ndarray, np.ndarray] | None = None
         self._shape = tuple(spikes.shape) if spikes is not None else (len(t), int(n))
         self.dt = float(dt)
         self.backend = backend
@@ -80,9 +95,10 @@ class SimulationResult:
     def spikes(self) -> torch.Tensor:
         """``[T, n]`` 0/1 spikes (built from the events on first reading where the run kept events)."""
         if self._spikes is None:
-            steps, neurons = self._events
+            steps, neurons = self.spike_events
             raster = torch.zeros(self._shape, dtype=self.t.dtype, device=self.t.device)
-            raster[torch.from_numpy(steps).to(raster.device), torch.from_numpy(neurons).to(raster.device)] = 1
+            raster[torch.from_numpy(steps).long().to(raster.device),
+                   torch.from_numpy(neurons).long().to(raster.device)] = 1
             self._spikes = raster
         return self._spikes
 
@@ -94,10 +110,13 @@ class SimulationResult:
     @property
     def spike_events(self) -> tuple[np.ndarray, np.ndarray]:
         """``(steps, neurons)``: the step index and neuron of every spike, ordered by step, then neuron."""
-        if self._events is None:
-            steps, neurons = np.nonzero(self._spikes.detach().cpu().numpy())
-            self._events = (steps.astype(np.int64), neurons.astype(np.int64))
-        return self._events
+        if self._pairs is None:
+            if self._events is not None:
+                self._pairs = (self._events.steps(), self._events.neurons)
+            else:
+                steps, neurons = np.nonzero(self._spikes.detach().cpu().numpy())
+                self._pairs = (steps, neurons)
+        return self._pairs
 
     @property
     def n(self) -> int:
@@ -133,7 +152,7 @@ class SimulationResult:
     def spike_counts(self) -> torch.Tensor:
         """``[n]`` number of spikes per neuron (differentiable in torch runs)."""
         if self._spikes is None:
-            counts = np.bincount(self._events[1], minlength=self.n)
+            counts = np.bincount(self._events.neurons, minlength=self.n)
             return torch.from_numpy(counts).to(dtype=self.t.dtype, device=self.t.device)
         return self.spikes.sum(0)
 

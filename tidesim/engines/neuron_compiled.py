@@ -24,7 +24,7 @@ from tidesim.codegen.c_neuron import KernelSource, NoDerivative
 from tidesim.core.errors import NumericalInstabilityError, Unsupported
 from tidesim.core.inputs import ResolvedInputs, check_memory
 from tidesim.core.model import NeuronModel
-from tidesim.core.result import SimulationResult
+from tidesim.core.result import SimulationResult, SpikeEvents
 from tidesim.core.surrogate import Surrogate, atan, fast_sigmoid, sigmoid, straight_through, triangular
 from tidesim.core.units import fmt, to_numpy
 from tidesim.engines.requests import NeuronRun, RunConfig, neuron_result
@@ -140,24 +140,24 @@ def _strided(g: torch.Tensor | None, dtype) -> tuple[torch.Tensor | None, np.nda
 
 
 class _Events:
-    """Spike events (step, neuron) of one range of neurons, in buffers that grow when the kernel asks."""
+    """Spikes of one range of neurons: the neurons of each step (int32) and per-step counts, in a buffer
+    that grows when the kernel asks (to the count the run so far projects, not by doubling)."""
 
-    def __init__(self, capacity: int):
-        self.step = np.empty(capacity, dtype=np.int32)
+    def __init__(self, capacity: int, n_steps: int):
         self.idx = np.empty(capacity, dtype=np.int32)
+        self.step_counts = np.zeros(n_steps, dtype=np.int64)
         self.count = np.zeros(1, dtype=np.int64)
 
-    def grow(self, need: int) -> None:
-        cap = max(2 * len(self.step), need)
+    def grow(self, at_step: int, n_steps: int, room: int) -> None:
         c = int(self.count[0])
-        for name in ("step", "idx"):
-            new = np.empty(cap, dtype=np.int32)
-            new[:c] = getattr(self, name)[:c]
-            setattr(self, name, new)
+        projected = int(1.15 * c * n_steps / max(at_step, 1)) + room
+        new = np.empty(max(projected, c + room, int(1.25 * len(self.idx))), dtype=np.int32)
+        new[:c] = self.idx[:c]
+        self.idx = new
 
-    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+    def neurons(self) -> np.ndarray:
         c = int(self.count[0])
-        return self.step[:c], self.idx[:c]
+        return self.idx[:c] if c >= 0.8 * len(self.idx) else self.idx[:c].copy()  # no large idle tail
 
 
 class _Runner:
@@ -198,14 +198,14 @@ class _Runner:
             code = self.lib.tidesim_forward(
                 n, k0, k1, i, i1, self.cfg.dt, _ptrs(states), _ptr(last), _ptr(nrs), _ptr(self.ref_steps),
                 0 if self.ref_steps is None or self.ref_steps.size == 1 else 1, _ptrs(params), _ptrs(rec),
-                None if spikes is None else _ptr(spikes[i * n:]), _ptr(self.row_buf), _ptr(ev.step),
-                _ptr(ev.idx), None if events is None else _ptr(ev.count), len(ev.step), _ptr(traj),
+                None if spikes is None else _ptr(spikes[i * n:]), _ptr(self.row_buf), _ptr(ev.step_counts),
+                _ptr(ev.idx), None if events is None else _ptr(ev.count), len(ev.idx), _ptr(traj),
                 _ptr(nr_traj), bad.ctypes.data)
             if code == 0:
                 return
-            if code == 2:  # the event buffers are full: grow them and go on from that step
+            if code == 2:  # the event buffer is full: grow it and go on from that step
                 i = int(bad[0])
-                events.grow(int(events.count[0]) + 2 * (k1 - k0) + (i1 - i) // 8)
+                events.grow(i, i1, 2 * (k1 - k0))
                 continue
             self._blow_up(int(bad[0]), int(bad[1]), int(bad[2]), float(bad[3]), params, records, spikes)
 
@@ -227,7 +227,7 @@ class _Runner:
             return float("nan")
         states, last, nrs = ([s.copy() for s in self.start[0]], *(None if a is None else a.copy()
                                                                     for a in self.start[1:]))
-        events = None if self.needs_grad else _Events(i + 2)
+        events = None if self.needs_grad else _Events(i + 2, max(i, 1))
         self.start, saved = None, self.start  # no second re-run from inside this one
         try:
             self.forward(states, last, nrs, params, 0, i, records, spikes, k0=k, k1=k + 1, events=events)
@@ -235,35 +235,48 @@ class _Runner:
             self.start = saved
         return float(states[j][k])
 
-    def run_events(self, states, last, nrs, params, records, threads: int) -> tuple[np.ndarray, np.ndarray]:
-        """The whole run without gradients: spike events (steps, neurons), sorted by step then neuron;
-        neurons split into ``threads`` ranges run at once (ctypes releases the GIL)."""
+    def run_events(self, states, last, nrs, params, records, threads: int) -> SpikeEvents:
+        """The whole run without gradients: its spikes as events; neurons split into ``threads`` ranges
+        run at once (ctypes releases the GIL)."""
         bounds = np.linspace(0, self.n, max(1, threads) + 1).round().astype(int)
         ranges = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
-        guess = max(1024, 4 * self.n)
 
         def one(k0k1):
-            events = _Events(guess // len(ranges) + 2 * (k0k1[1] - k0k1[0]))
+            events = _Events(max(1024, 4 * (k0k1[1] - k0k1[0])), self.T)
             self.forward(states, last, nrs, params, 0, self.T, records, k0=k0k1[0], k1=k0k1[1], events=events)
-            return events.arrays()
+            return events
 
         if len(ranges) == 1:
-            parts = [one(ranges[0])]
-        else:
-            with ThreadPoolExecutor(len(ranges)) as pool:
-                futures = [pool.submit(one, r) for r in ranges]
-                errors = [f.exception() for f in futures]
-                failed = [e for e in errors if e is not None]
-                if failed:  # the earliest blow-up, as a single-threaded run reports it
-                    raise min(failed, key=lambda e: (getattr(e, "step", None) or 0, getattr(e, "neuron", 0) or 0))
-                parts = [f.result() for f in futures]
-        steps = np.concatenate([p[0] for p in parts]).astype(np.int64)
-        idx = np.concatenate([p[1] for p in parts]).astype(np.int64)
-        order = np.argsort(steps, kind="stable")  # ranges are in neuron order: stable keeps it per step
-        return steps[order], idx[order]
+            part = one(ranges[0])
+            return SpikeEvents(part.step_counts, part.neurons())
+        with ThreadPoolExecutor(len(ranges)) as pool:
+            futures = [pool.submit(one, r) for r in ranges]
+            failed = [e for e in (f.exception() for f in futures) if e is not None]
+            if failed:  # the earliest blow-up, as a single-threaded run reports it
+                raise min(failed, key=lambda e: (getattr(e, "step", None) or 0, getattr(e, "neuron", 0) or 0))
+            return _merge([f.result() for f in futures], self.T)
 
 
-_NO_EVENTS = _Events(0)
+def _merge(parts: list[_Events], n_steps: int, block: int = 256) -> SpikeEvents:
+    """Events of neuron ranges (in neuron order) as one step-ordered list, placed block of steps by block
+    of steps (positions are computed for one block at a time)."""
+    counts = np.sum([p.step_counts for p in parts], axis=0)
+    start = np.cumsum(counts) - counts
+    neurons = np.empty(int(counts.sum()), dtype=np.int32)
+    before = np.zeros(n_steps, dtype=np.int64)  # earlier ranges' spikes at each step
+    for p in parts:
+        local = np.cumsum(p.step_counts) - p.step_counts
+        base = start + before - local
+        for s0 in range(0, n_steps, block):
+            s1 = min(n_steps, s0 + block)
+            a, b = int(local[s0]), int(local[s1 - 1] + p.step_counts[s1 - 1])
+            if b > a:
+                neurons[np.repeat(base[s0:s1], p.step_counts[s0:s1]) + np.arange(a, b)] = p.idx[a:b]
+        before += p.step_counts
+    return SpikeEvents(counts, neurons)
+
+
+_NO_EVENTS = _Events(0, 1)
 
 
 class _CompiledRun(torch.autograd.Function):

@@ -15,7 +15,7 @@ import torch
 from tidesim.core.inputs import ResolvedInputs
 from tidesim.core.model import NeuronModel
 from tidesim.core.network import NetworkDescription
-from tidesim.core.result import SimulationResult
+from tidesim.core.result import SimulationResult, SpikeEvents
 from tidesim.core.surrogate import Surrogate
 
 __all__ = ["RunConfig", "NeuronRun", "NetworkRun", "neuron_result"]
@@ -81,9 +81,9 @@ class NetworkRun:
 
 
 def neuron_result(run: NeuronRun, records: dict[str, torch.Tensor], spikes: torch.Tensor | None,
-                  final_state: dict[str, torch.Tensor], events: tuple[Any, Any] | None = None) -> SimulationResult:
+                  final_state: dict[str, torch.Tensor], events: SpikeEvents | None = None) -> SimulationResult:
     """The result of a torch engine's neuron run (the engine's name is set by the table): spikes as a
-    ``[T, n]`` raster, or as ``events`` (steps, neurons) where no gradient needs the raster."""
+    ``[T, n]`` raster, or as ``events`` where no gradient needs the raster."""
     cfg, res = run.config, run.inputs
     t = torch.arange(cfg.n_steps, dtype=cfg.dtype, device=cfg.device) * cfg.dt
     used = {**res.params, **{k: torch.stack(v) for k, v in res.series.items()}}
