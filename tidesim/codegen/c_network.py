@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import sympy
 
+from tidesim.codegen.c_hoist import RUN, STEP, Invariants, name_levels
 from tidesim.codegen.c_neuron import (
     HEADER,
     CPrinter,
@@ -171,6 +172,7 @@ def _update_block(tb: _Tables, p: int, spec: PopSpec) -> list[str]:
             "  const int64_t row = i*n;"]
     out += [f"  const real* restrict X{j} = S[{j}]; real* restrict W{j} = Sn[{j}];" for j in range(NS)]
     out += ["  " + x for x in _param_loads(model, modes, "outer") + _param_loads(model, modes, "step")]
+    hoisted = len(out)  # the loop-invariant lines go here, once per step (see c_hoist)
     # records at the start of the step, as a StateMonitor
     out += [f"  if (R[{j}]) {{ real* restrict r = R[{j}] + row; for (int64_t k = 0; k < n; k++) r[k] = X{j}[k]; }}"
             for j in range(NS)]
@@ -187,8 +189,10 @@ def _update_block(tb: _Tables, p: int, spec: PopSpec) -> list[str]:
         inner.append(f"const int nr = {_not_refractory(kind, 'k')};")
     else:
         inner.append("const int nr = 1;")
-    inner += update_lines(model, names)
-    cond = spike_condition(model, names)
+    hoist = Invariants(name_levels(modes, model.brian2_code.constants))
+    inner += update_lines(model, names, hoist)
+    cond = spike_condition(model, names, hoist)
+    out[hoisted:hoisted] = ["  " + x for x in hoist.lines[RUN] + hoist.lines[STEP]]
     inner.append(f"const int spk = ({cond}) & nr;" if cond is not None else "const int spk = 0;")
     inner.append("flag[k] = (uint8_t)spk;")
     if kind == "condition":
