@@ -2,11 +2,12 @@
 
 One process, one torch thread, the same connectivity and initial values on every side
 (``tidesim.network.examples.coba``); spikes recorded everywhere, no state variables:
-- Brian2 cython: one ``brian2.Network`` built once and run several times (the first run compiles or
-  loads the cache); the best later run is Brian2's warm loop;
-- Brian2 cpp_standalone, in a child process (``set_device`` is global): its run time (measured by
-  the generated binary) and the total (code generation, compilation, run);
-- tidesim's compiled network engine, float32 forward (best of several runs, kernel already built);
+- Brian2 cython, float64 and float32 (``core.default_float_dtype``): one ``brian2.Network`` built once and
+  run again each round (the first run compiles or loads the cache); wall time and its profiler's loop time;
+- Brian2 cpp_standalone (float64), built in a child process (``set_device`` is global), its binary run
+  again each round: its own timer of the run;
+- tidesim's compiled network engine, float64 and float32 forward (kernel already built);
+- these run interleaved, one round after another (``--repeats``, at least 5): min and median;
 - connectivity memory: tidesim's per-synapse arrays against the per-synapse arrays of Brian2's Synapses;
 - gradient of the total spike count (surrogate) with respect to every synaptic weight through 1 s of
   COBA with the eager engine, with and without checkpointing: time and peak memory (RSS above the
@@ -88,36 +89,62 @@ def brian2_synapse_bytes(synapses) -> tuple[int, list[str]]:
     return total, sorted(set(names))
 
 
-def brian2_cython(net, duration: float, dt: float, repeats: int) -> dict:
+def brian2_cython(net, duration: float, dt: float, float_dtype=np.float64) -> dict:
+    """A built Brian2 network after its first (compiling) run, and a function that runs it once more
+    (the same network goes on: no set-up, Brian2's loop) returning wall time, loop time (its profiler's
+    code-object time) and spikes."""
     import brian2 as b2
     from brian2.codegen.runtime.cython_rt import CythonCodeObject
 
-    network, synapses, mon = brian2_network(net, dt, CythonCodeObject)
-    t0 = time.perf_counter()
-    network.run(duration * b2.second)  # compiles the code objects (or loads Brian2's cache)
-    first = time.perf_counter() - t0
-    spikes = mon.num_spikes
-    runs = []
-    for _ in range(repeats):  # the same network again: no set-up, Brian2's loop alone
+    saved = b2.prefs.core.default_float_dtype
+    b2.prefs.core.default_float_dtype = float_dtype
+    try:
+        network, synapses, mon = brian2_network(net, dt, CythonCodeObject)
         t0 = time.perf_counter()
-        network.run(duration * b2.second)
-        runs.append(time.perf_counter() - t0)
-    return {"first": first, "warm": min(runs), "runs": runs, "spikes": spikes,
+        network.run(duration * b2.second)  # compiles the code objects (or loads Brian2's cache)
+        first = time.perf_counter() - t0
+    finally:
+        b2.prefs.core.default_float_dtype = saved
+    spikes = [int(mon.num_spikes)]
+
+    def run() -> dict:
+        b2.prefs.core.default_float_dtype = float_dtype
+        try:
+            before = int(mon.num_spikes)
+            t0 = time.perf_counter()
+            network.run(duration * b2.second, profile=True)
+            wall = time.perf_counter() - t0
+        finally:
+            b2.prefs.core.default_float_dtype = saved
+        loop = sum(float(t) for _, t in network.profiling_info)
+        return {"wall": wall, "loop": loop, "spikes": int(mon.num_spikes) - before}
+
+    return {"first": first, "first_spikes": spikes[0], "run": run,
             "synapse_bytes": brian2_synapse_bytes(synapses), "n_synapses": sum(len(S) for S in synapses)}
 
 
-def _child_standalone(seed: int, duration: float, dt: float) -> None:
-    """In a child process: the network on Brian2's cpp_standalone device (a global setting)."""
+def _child_standalone(seed: int, duration: float, dt: float, folder: str) -> None:
+    """In a child process: build and run the network on Brian2's cpp_standalone device (a global setting)
+    in ``folder``; the parent runs the binary again for its timings."""
     import brian2 as b2
 
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory() as folder:
-        b2.set_device("cpp_standalone", directory=folder, build_on_run=False)
-        network, _, mon = brian2_network(coba(seed=seed), dt)
-        network.run(duration * b2.second)
-        b2.device.build(directory=folder, compile=True, run=True)
-        spikes = int(mon.num_spikes)
-    print(json.dumps({"run": b2.device._last_run_time, "total": time.perf_counter() - t0, "spikes": spikes}))
+    b2.set_device("cpp_standalone", directory=folder, build_on_run=False)
+    network, _, mon = brian2_network(coba(seed=seed), dt)
+    network.run(duration * b2.second)
+    b2.device.build(directory=folder, compile=True, run=True)
+    print(json.dumps({"total": time.perf_counter() - t0, "spikes": int(mon.num_spikes),
+                      "results_dir": b2.device.results_dir}))
+
+
+def standalone_runner(folder: str, results_dir: str, spikes: int):
+    def run() -> dict:
+        subprocess.run(["./main", "--results_dir", results_dir], cwd=folder, check=True, stdout=subprocess.DEVNULL)
+        with open(os.path.join(results_dir, "last_run_info.txt")) as f:
+            seconds = float(f.read().split()[0])
+        return {"wall": seconds, "loop": seconds, "spikes": spikes}
+
+    return run
 
 
 def _child_gradient(seed: int, duration: float, dt: float, checkpoint: int | None) -> None:
@@ -146,15 +173,26 @@ def _child(call: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def tidesim_compiled(net, duration: float, dt: float, repeats: int) -> dict:
-    net.run(10 * dt, dt, record=RECORD, engine="compiled", dtype=torch.float32)  # builds the kernel (cached)
-    runs = []
-    for _ in range(repeats):
+def tidesim_runner(net, duration: float, dt: float, dtype: torch.dtype):
+    net.run(10 * dt, dt, record=RECORD, engine="compiled", dtype=dtype)  # builds the kernel (cached)
+
+    def run() -> dict:
         t0 = time.perf_counter()
-        res = net.run(duration, dt, record=RECORD, engine="compiled", dtype=torch.float32)
-        runs.append(time.perf_counter() - t0)
-    spikes = int(res["exc"].spikes.sum() + res["inh"].spikes.sum())
-    return {"best": min(runs), "runs": runs, "spikes": spikes}
+        res = net.run(duration, dt, record=RECORD, engine="compiled", dtype=dtype)
+        wall = time.perf_counter() - t0
+        return {"wall": wall, "loop": wall, "spikes": int(res["exc"].spikes.sum() + res["inh"].spikes.sum())}
+
+    return run
+
+
+def interleaved(contestants: dict, repeats: int) -> dict:
+    """Each contestant once per round, ``repeats`` rounds: min and median of wall and loop times."""
+    runs = {name: [] for name in contestants}
+    for _ in range(repeats):
+        for name, run in contestants.items():
+            runs[name].append(run())
+    return {name: {"min": min(r["wall"] for r in rs), "median": float(np.median([r["wall"] for r in rs])),
+                   "loop_min": min(r["loop"] for r in rs), "spikes": rs[0]["spikes"]} for name, rs in runs.items()}
 
 
 def main() -> None:
@@ -172,21 +210,32 @@ def main() -> None:
     print(f"COBA: 4000 LIF neurons, {n_syn} synapses, {duration} s at dt = {dt * 1e3} ms "
           f"({int(round(duration / dt))} steps), CPU, 1 thread ({platform.processor() or platform.machine()}, "
           f"torch {torch.__version__})")
-    ours = tidesim_compiled(net, duration, dt, args.repeats)
-    b2c = brian2_cython(net, duration, dt, args.repeats)
-    print(f"  brian2 cython, first run (compile or cache)        {b2c['first']:8.3f} s")
-    print(f"  brian2 cython, warm run (best of {args.repeats})               {b2c['warm']:8.3f} s  "
-          f"({', '.join(f'{x:.3f}' for x in b2c['runs'])})")
+    b2c = brian2_cython(net, duration, dt)
+    contestants = {"brian2 cython float64": b2c["run"]}
+    with tempfile.TemporaryDirectory() as folder:
+        if not args.quick:
+            sa = _child(f"_child_standalone({args.seed}, {duration}, {dt}, {folder!r})")
+            contestants["brian2 cpp_standalone float64"] = standalone_runner(folder, sa["results_dir"],
+                                                                              sa["spikes"])
+        contestants["tidesim compiled float64"] = tidesim_runner(net, duration, dt, torch.float64)
+        contestants["brian2 cython float32"] = brian2_cython(net, duration, dt, np.float32)["run"]
+        contestants["tidesim compiled float32"] = tidesim_runner(net, duration, dt, torch.float32)
+        result = interleaved(contestants, args.repeats)
+    print(f"  brian2 cython, first run (compile or cache): {b2c['first']:.3f} s, {b2c['first_spikes']} spikes")
     if not args.quick:
-        sa = _child(f"_child_standalone({args.seed}, {duration}, {dt})")
-        print(f"  brian2 cpp_standalone, run (binary's own timer)    {sa['run']:8.3f} s")
-        print(f"  brian2 cpp_standalone, total (generate+compile+run) {sa['total']:7.3f} s")
-    print(f"  tidesim compiled forward, float32 (best of {args.repeats})    {ours['best']:8.3f} s  "
-          f"({', '.join(f'{x:.3f}' for x in ours['runs'])})")
-    print(f"  spikes: tidesim {ours['spikes']}, brian2 first run {b2c['spikes']}")
-    print(f"ratio tidesim / brian2 cython warm: {ours['best'] / b2c['warm']:.2f}x (floor: <= 2)")
+        print(f"  brian2 cpp_standalone, total (generate+compile+run): {sa['total']:.1f} s")
+    print(f"  interleaved, {args.repeats} rounds (loop: Brian2 cython's code objects by its profiler; "
+          "cpp_standalone's own timer):")
+    for name, r in result.items():
+        print(f"  {name:<31} min {r['min']:7.3f} s  median {r['median']:7.3f} s  loop min {r['loop_min']:7.3f} s"
+              f"  spikes {r['spikes']}")
+    t64, t32 = result["tidesim compiled float64"]["min"], result["tidesim compiled float32"]["min"]
+    b64, b32 = result["brian2 cython float64"]["loop_min"], result["brian2 cython float32"]["loop_min"]
+    print(f"ratio tidesim / brian2 cython loop: float64 {t64 / b64:.2f}x, float32 {t32 / b32:.2f}x (floor: <= 2)")
     if not args.quick:
-        print(f"ratio tidesim / brian2 cpp_standalone run: {ours['best'] / sa['run']:.2f}x")
+        sa_loop = result["brian2 cpp_standalone float64"]["loop_min"]
+        print(f"ratio tidesim / brian2 cpp_standalone run: float64 {t64 / sa_loop:.2f}x, float32 "
+              f"{t32 / sa_loop:.2f}x (issue 17's floor: <= 1.0x)")
     mem = connectivity_bytes(net, dt)
     ours_bytes = mem["network"] + mem["compiled"]
     b2_bytes, b2_arrays = b2c["synapse_bytes"]

@@ -128,7 +128,7 @@ def brian2_de(model, rec, popsize: int, max_iter: int, seed: int):
     def on_generation(*args, **kwargs):
         trace.append((time.perf_counter() - t0, best[0]))
 
-    differential_evolution(objective, [(0.0, 1.0)] * d, popsize=max(1, popsize // d), maxiter=max_iter, seed=seed,
+    differential_evolution(objective, [(0.0, 1.0)] * d, popsize=max(1, popsize // d), maxiter=max_iter, rng=seed,
                            tol=1e-6, vectorized=True, updating="deferred", polish=False, callback=on_generation,
                            init="sobol")
     return trace, build
