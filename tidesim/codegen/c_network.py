@@ -168,7 +168,9 @@ def _update_block(tb: _Tables, p: int, spec: PopSpec) -> list[str]:
     out = [f"{{ /* {spec.name}: record, refractoriness, update, threshold */"]
     out += ["  " + x for x in _pop_pointers(tb, p, kind)]
     out += ["  " + tb.ptr("real**", "R", f"R{p}"), "  " + tb.ptr("real**", "Sn", f"Sn{p}"),
-            "  " + tb.ptr("real*", "spikes", f"spikes{p}"), "  " + tb.ptr("uint8_t* restrict", "flag", f"flag{p}"),
+            "  " + tb.ptr("int32_t*", "ev", f"ev{p}"), "  " + tb.ptr("int64_t*", "evc", f"evc{p}"),
+            "  " + tb.ptr("int64_t*", "evn", f"evn{p}"),
+            "  " + tb.ptr("uint8_t* restrict", "flag", f"flag{p}"),
             "  const int64_t row = i*n;"]
     out += [f"  const real* restrict X{j} = S[{j}]; real* restrict W{j} = Sn[{j}];" for j in range(NS)]
     out += ["  " + x for x in _param_loads(model, modes, "outer") + _param_loads(model, modes, "step")]
@@ -220,9 +222,11 @@ def _update_block(tb: _Tables, p: int, spec: PopSpec) -> list[str]:
             "    uint64_t word = 0;",
             "    if (k0 + 8 <= n) { memcpy(&word, flag + k0, 8); if (!word) continue; }",
             "    for (int64_t k = k0; k < k0 + 8 && k < n; k++)",
-            f"      if (flag[k]) {{ spikes[row + k] = 1; fired[nf++] = (int32_t)k;{last} }}",
+            f"      if (flag[k]) {{ fired[nf++] = (int32_t)k;{last} }}",
             "  }",
-            "  ring_n[slot] = nf;", "}"]
+            "  ring_n[slot] = nf;",
+            "  memcpy(ev + evc[0], fired, nf*sizeof(int32_t)); evn[i] = nf; evc[0] += nf;  /* spike events */",
+            "}"]
     return out
 
 
@@ -360,7 +364,8 @@ def generate_network(pops: list[PopSpec], sources: list[str], projections: list[
     ``A`` holds the arrays (states, parameters, records, spike rasters, ring buffers, CSR, values),
     ``I`` the sizes and strides, ``C`` the synaptic constants, in the order of the returned tables.
     Returns 1 with ``bad = (step, neuron, state, value, previous value, population)`` at the first
-    non-finite state, else 0.
+    non-finite state; 2 with ``bad[0] = step`` where an event buffer (``ev<p>``, with ``evc<p>`` = count,
+    capacity and ``evn<p>`` the spikes per step) has no room for that step; else 0.
     """
     tb = _Tables()
     by_name = {spec.name: (p, spec) for p, spec in enumerate(pops)}
@@ -375,10 +380,15 @@ def generate_network(pops: list[PopSpec], sources: list[str], projections: list[
             step += _reset_block(tb, p, spec)
     except NoDerivative as exc:  # a function with no C implementation
         raise Unsupported(str(exc)) from None
+    # room for a whole population's spikes in every event buffer, checked before the step changes anything:
+    # else return 2 and the caller grows the buffers and goes on from this step
+    room = [f"if (((int64_t*)A[{tb._slot(tb.pointers, f'evc{p}')}])[0] + {tb.int(f'n{p}')} > "
+            f"((int64_t*)A[{tb._slot(tb.pointers, f'evc{p}')}])[1]) {{ bad[0] = i; return 2; }}"
+            for p in range(len(pops))]
     lines = ["#include <string.h>", HEADER.format(real=real),
              "int64_t tidesim_network(int64_t i0, int64_t i1, double dt, void** A, const int64_t* I,",
              "                        const double* C, double* bad) {",
-             "  for (int64_t i = i0; i < i1; i++) {",
+             "  for (int64_t i = i0; i < i1; i++) {"] + ["    " + x for x in room] + [
              "    const double t = i*dt;"]
     lines += ["    " + x for x in step]
     lines += ["  }", "  return 0;", "}"]

@@ -27,7 +27,7 @@ from tidesim.core.equations import parse_equations
 from tidesim.core.errors import NumericalInstabilityError, Unsupported
 from tidesim.core.inputs import n_steps_for, record_names, resolve, seeded_generator
 from tidesim.core.network import NetworkDescription, Population, Projection, SpikeSource
-from tidesim.core.result import SimulationResult
+from tidesim.core.result import SimulationResult, SpikeEvents
 from tidesim.core.units import fmt
 from tidesim.engines.neuron_compiled import layout
 from tidesim.engines.requests import NetworkRun
@@ -210,11 +210,14 @@ class _Arguments:
             rec[slots[r]] = arr
         params = [np.ascontiguousarray(t.detach().numpy()) for t in params]
         tables = [_ptrs(states), _ptrs(spare), _ptrs(params), _ptrs(rec)]
-        out = {"records": records, "spikes": np.zeros(T * n, dtype=self.np_real),
+        # spikes as events: the neurons of each step (grown when the kernel asks) and their number per step
+        out = {"records": records, "ev": np.empty(max(1024, 4 * n), dtype=np.int32),
+               "evc": np.array([0, max(1024, 4 * n)], dtype=np.int64), "evn": np.zeros(T, dtype=np.int64),
                "last": np.full(n, NEVER, dtype=np.int64), "nrs": np.ones(n, dtype=np.uint8),
                "table": tables[0], "buffers": states + spare, "keep": (tables, params)}
         self.arrays.update({f"S{p}": tables[0], f"Sn{p}": tables[1], f"P{p}": tables[2], f"R{p}": tables[3],
-                            f"spikes{p}": out["spikes"], f"flag{p}": np.zeros(n, dtype=np.uint8),
+                            f"ev{p}": out["ev"], f"evc{p}": out["evc"], f"evn{p}": out["evn"],
+                            f"flag{p}": np.zeros(n, dtype=np.uint8),
                             f"ring{p}": np.zeros(ring * n, dtype=np.int32), f"ring_n{p}": np.zeros(ring, np.int64),
                             f"last{p}": out["last"], f"ref{p}": ref_steps, f"nrs{p}": out["nrs"]})
         self.ints.update({f"n{p}": n, f"ring{p}": ring})
@@ -225,13 +228,30 @@ class _Arguments:
         def address(a: Any) -> int:
             return ctypes.addressof(a) if isinstance(a, ctypes.Array) else a.ctypes.data
 
-        A = (ctypes.c_void_p * max(len(src.pointers), 1))(*[address(self.arrays[k]) for k in src.pointers])
         ints = np.array([self.ints[k] for k in src.ints] or [0], dtype=np.int64)
         consts = np.array([self.consts[k] for k in src.constants] or [0.0], dtype=np.float64)
-        bad = np.zeros(6, dtype=np.float64)
-        code = lib.tidesim_network(0, self.T, dt, ctypes.addressof(A), ints.ctypes.data, consts.ctypes.data,
-                                   bad.ctypes.data)
-        return bad if code else None
+        i = 0
+        while True:
+            A = (ctypes.c_void_p * max(len(src.pointers), 1))(*[address(self.arrays[k]) for k in src.pointers])
+            bad = np.zeros(6, dtype=np.float64)
+            code = lib.tidesim_network(i, self.T, dt, ctypes.addressof(A), ints.ctypes.data, consts.ctypes.data,
+                                       bad.ctypes.data)
+            if code != 2:
+                return bad if code else None
+            i = int(bad[0])  # an event buffer is full: grow them to what the run so far projects, go on
+            for key in [k for k in self.arrays if k.startswith("evc")]:
+                p = key[3:]
+                count, n = int(self.arrays[key][0]), self.ints[f"n{p}"]
+                cap = max(int(1.15 * count * self.T / max(i, 1)) + 2 * n, int(1.25 * len(self.arrays[f"ev{p}"])))
+                grown = np.empty(cap, dtype=np.int32)
+                grown[:count] = self.arrays[f"ev{p}"][:count]
+                self.arrays[f"ev{p}"] = grown
+                self.arrays[key][1] = cap
+
+    def events(self, p: int) -> SpikeEvents:
+        """Population ``p``'s spikes as events."""
+        count = int(self.arrays[f"evc{p}"][0])
+        return SpikeEvents(self.arrays[f"evn{p}"], self.arrays[f"ev{p}"][:count].copy())
 
 
 def run_network_compiled(run: NetworkRun) -> dict[str, SimulationResult]:
@@ -282,6 +302,7 @@ def run_network_compiled(run: NetworkRun) -> dict[str, SimulationResult]:
                                           cfgs[spec.name],
                                           _ref_steps(spec.model, resolved[spec.name], pop.n, dt, dtype),
                                           ring[spec.name])
+        runs[spec.name]["events"] = (lambda p=p: args.events(p))
     bad = args.call(lib, src, dt)
     if bad is not None:
         i, k, j, p = int(bad[0]), int(bad[1]), int(bad[2]), int(bad[5])
@@ -327,6 +348,6 @@ def _results(net: NetworkDescription, T: int, dt: float, dtype: torch.dtype, cfg
         elif model.refractory_kind == "condition":
             final["_nr"] = torch.from_numpy(run["nrs"].astype(bool))
         params = {**res.params, "dt": torch.tensor(dt, dtype=dtype), "N": n, "i": torch.arange(n)}
-        out[name] = SimulationResult(model, t_axis, records, torch.from_numpy(run["spikes"].reshape(T, n)), dt,
-                                     "torch", params=params, final_state=final)
+        out[name] = SimulationResult(model, t_axis, records, None, dt, "torch", params=params, final_state=final,
+                                     spike_events=run["events"](), n=n)
     return out
