@@ -84,41 +84,51 @@ def generate(model: NeuronModel, modes: dict[str, str], real: str, adjoint: bool
     if real == "float":
         lines.append(EXPF)
     lines.append(forward_source(model, modes, real, tuple(records), grad=adjoint))
-    if adjoint:
+    if adjoint:  # the same with the trajectory stored (a separate loop: no branch inside it)
+        lines.append(forward_source(model, modes, real, tuple(records), grad=True, trajectory=True))
         lines += adjoint_lines(model, modes, grad_params)
     return KernelSource("\n".join(lines), tuple(model.state_names), tuple(model.parameter_names),
                         tuple(modes[p] for p in model.parameter_names), tuple(model.subexpression_names), adjoint)
 
 
 def forward_source(model: NeuronModel, modes: dict[str, str], real: str, records: tuple[int, ...],
-                   grad: bool) -> str:
+                   grad: bool, trajectory: bool = False) -> str:
     """C source of ``tidesim_forward`` (see :data:`FORWARD_ARGS`) for this parameter layout, precision
     (``"double"`` or ``"float"``), recorded slots (states, then subexpressions) and output: with ``grad``,
-    a spike raster and the state trajectory the adjoint kernel reads; without, spike events only."""
+    a spike raster, without, spike events only; with ``trajectory`` (named ``tidesim_forward_traj``),
+    also the states and refractoriness the adjoint kernel reads."""
     S, NS = model.state_names, len(model.state_names)
     code = model.brian2_code
     hoist = Invariants(name_levels(modes, code.constants), real)
     names = _names(model, real)
     inner = _neuron_loads(model, modes, real)
     inner += [f"{real} S_{s} = SA_{j}[k];" for j, s in enumerate(S)]
-    if grad:
-        inner += [f"if (traj) traj[((i - i0)*{NS} + {j})*n + k] = S_{s};" for j, s in enumerate(S)]
     inner += _record_lines(model, names, records, real)
     inner += _refractoriness(model, names)
-    if grad:
-        inner.append("if (nr_traj) nr_traj[row + k] = (uint8_t)nr;")
     inner += update_lines(model, names, hoist, real)
     inner += _spike_lines(model, names, hoist, real, grad)
     inner.append("nonfinite |= " + " | ".join(f"!isfinite(Y_{s})" for s in S) + ";")
     inner += [f"SA_{j}[k] = Y_{s};" for j, s in enumerate(S)]
-    out = [_SIGNATURE, f"  const {real} DT = ({real})dt;"]
+    signature = _SIGNATURE.replace("tidesim_forward(", "tidesim_forward_traj(") if trajectory else _SIGNATURE
+    out = [signature, f"  const {real} DT = ({real})dt;"]
     out += [f"  real* restrict SA_{j} = S[{j}];" for j in range(NS)]
+    # every array the loop writes, as restrict pointers: nothing it writes is read through another name
+    out += ["  real* restrict SP = spikes; uint8_t* restrict RB = row_buf;"]
+    if trajectory:
+        out += ["  real* restrict TR = traj; uint8_t* restrict NT = nr_traj;"]
     out += [f"  real* restrict RA_{slot} = R[{slot}];" for slot in records]
     out += ["  " + x for x in _outer_loads(model, modes)] + ["  " + x for x in hoist.lines[RUN]]
     out += ["  for (int64_t i = i0; i < i1; i++) {",
             "    if (ev_count && *ev_count + (k1 - k0) > ev_cap) { bad[0] = (double)i; return 2; }",
             f"    const {real} t = ({real})(i*dt); const int64_t row = (i - i0)*n; int nonfinite = 0;"]
     out += ["    " + x for x in _step_loads(model, modes) + hoist.lines[STEP]]
+    if trajectory:  # the states and refractoriness at the step's start, outside the loop (it stays vectorised)
+        out += [f"    memcpy(TR + ((i - i0)*{NS} + {j})*n + k0, SA_{j} + k0, (k1 - k0)*sizeof(real));"
+                for j in range(NS)]
+        if model.refractory_kind is not None:  # else the caller's flags are all 1 already
+            pre = _neuron_loads(model, modes, real) + [f"{real} S_{s} = SA_{j}[k];" for j, s in enumerate(S)]
+            pre += _refractoriness(model, names) + ["NT[row + k] = (uint8_t)nr;"]
+            out += ["    for (int64_t k = k0; k < k1; k++) {"] + ["      " + x for x in pre] + ["    }"]
     out += ["    for (int64_t k = k0; k < k1; k++) {"] + ["      " + x for x in inner] + ["    }"]
     out += ["    " + x for x in _blow_up(S).splitlines()]
     if model.threshold_statements is not None and not grad:
@@ -183,7 +193,7 @@ def _refractoriness(model: NeuronModel, names: dict[str, str]) -> list[str]:
 def _spike_lines(model: NeuronModel, names: dict[str, str], hoist: Invariants, real: str, grad: bool) -> list[str]:
     cond = spike_condition(model, names, hoist, "f" if real == "float" else "")
     kind = model.refractory_kind
-    out_line = "spikes[row + k] = (real)spk;" if grad else "row_buf[k] = (uint8_t)spk;"
+    out_line = "SP[row + k] = (real)spk;" if grad else "RB[k] = (uint8_t)spk;"
     if cond is None:
         return ["nrs[k] = (uint8_t)nr;"] if kind == "condition" else []
     lines = [f"const int spk = ({cond}) & nr;", out_line]

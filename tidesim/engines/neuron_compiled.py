@@ -43,11 +43,13 @@ NEURONS_PER_THREAD = 10_000
 
 def _load(source: str) -> ctypes.CDLL:
     lib = build.load(source, "neuron", native=True)
-    lib.tidesim_forward.restype = ctypes.c_int64
-    # n, k0, k1, i0, i1, dt, S, last, nrs, ref_steps, ref_stride, P, R, spikes, row_buf, ev_step, ev_idx,
+    # n, k0, k1, i0, i1, dt, S, last, nrs, ref_steps, ref_stride, P, R, spikes, row_buf, step_counts, ev_idx,
     # ev_count, ev_cap, traj, nr_traj, bad (see tidesim.codegen.c_forward.FORWARD_ARGS)
-    lib.tidesim_forward.argtypes = [_I, _I, _I, _I, _I, _D, _P, _P, _P, _P, _I, _P, _P, _P, _P, _P, _P, _P, _I,
-                                    _P, _P, _P]
+    for name in ("tidesim_forward", "tidesim_forward_traj"):
+        if hasattr(lib, name):
+            getattr(lib, name).restype = ctypes.c_int64
+            getattr(lib, name).argtypes = [_I, _I, _I, _I, _I, _D, _P, _P, _P, _P, _I, _P, _P, _P, _P, _P, _P, _P,
+                                           _I, _P, _P, _P]
     if hasattr(lib, "tidesim_backward"):
         lib.tidesim_backward.restype = None
         lib.tidesim_backward.argtypes = [_I, _I, _I, _D, _P, _P, _P, _P, _P, _P, _P, _P, _P, _P, _I,
@@ -195,7 +197,8 @@ class _Runner:
                 rec[slot] = arr[i * n:]
             bad = np.zeros(4, dtype=np.float64)
             ev = events or _NO_EVENTS
-            code = self.lib.tidesim_forward(
+            kernel = self.lib.tidesim_forward if traj is None else self.lib.tidesim_forward_traj
+            code = kernel(
                 n, k0, k1, i, i1, self.cfg.dt, _ptrs(states), _ptr(last), _ptr(nrs), _ptr(self.ref_steps),
                 0 if self.ref_steps is None or self.ref_steps.size == 1 else 1, _ptrs(params), _ptrs(rec),
                 None if spikes is None else _ptr(spikes[i * n:]), _ptr(self.row_buf), _ptr(ev.step_counts),
