@@ -196,12 +196,53 @@ def _c_names(model: NeuronModel, modes: dict[str, str], state_prefix: str = "S_"
     return names
 
 
+class _Lifter:
+    """Loop-invariant parts of the adjoint's sympy statements, computed once per run (level 0) or per step
+    (level 1) instead of per neuron: a statement whose right-hand side is invariant moves whole (and its
+    target becomes invariant for the statements after it), else its largest invariant parts do."""
+
+    def __init__(self, levels: dict[str, int]):
+        self.levels = dict(levels)
+        self.lines: dict[int, list[str]] = {0: [], 1: []}
+        self._seen: dict[tuple[int, sympy.Expr], sympy.Symbol] = {}
+
+    def level(self, expr: sympy.Expr) -> int:
+        return max((self.levels.get(sym.name, 2) for sym in expr.free_symbols), default=0)
+
+    def statement(self, target: str, cname: str, expr: sympy.Expr, printer: CPrinter) -> bool:
+        """Lift ``cname = expr`` whole if it is invariant; whether it was."""
+        lvl = self.level(expr)
+        if lvl == 2:
+            return False
+        self.lines[lvl].append(f"const double {cname} = {printer.doprint(expr)};")
+        self.levels[target] = lvl
+        return True
+
+    def parts(self, expr: sympy.Expr, names: dict[str, str], printer: CPrinter) -> sympy.Expr:
+        """``expr`` with its largest invariant sub-expressions replaced by lifted names."""
+        if expr.is_Atom or not isinstance(expr, sympy.Basic) or not expr.args:
+            return expr
+        lvl = self.level(expr)
+        if lvl < 2 and expr.free_symbols:
+            if (lvl, expr) not in self._seen:
+                sym = sympy.Symbol(f"HA{len(self._seen)}")
+                self.lines[lvl].append(f"const double {sym.name} = {printer.doprint(expr)};")
+                names[sym.name] = sym.name
+                self._seen[(lvl, expr)] = sym
+            return self._seen[(lvl, expr)]
+        return expr.func(*[self.parts(a, names, printer) for a in expr.args])
+
+
 def _block(printer: CPrinter, statements: list[tuple[str, sympy.Expr]], names: dict[str, str],
-           local_prefix: str) -> list[str]:
+           local_prefix: str, lifter: _Lifter | None = None) -> list[str]:
     lines = []
     for target, expr in statements:
         cname = names.get(target) or f"{local_prefix}{target}"
         names[target] = cname
+        if lifter is not None:
+            if lifter.statement(target, cname, expr, printer):
+                continue
+            expr = lifter.parts(expr, names, printer)
         lines.append(f"const double {cname} = {printer.doprint(expr)};")
     return lines
 
@@ -214,13 +255,15 @@ def _with_cse(statements: list[tuple[str, sympy.Expr]], tag: str) -> list[tuple[
 
 
 def _kernel(signature: list[str], model: NeuronModel, modes: dict[str, str], loop: str,
-            inner: list[str]) -> list[str]:
-    """A kernel: parameters loaded where they vary (once, per step, per neuron), time loop outside."""
+            inner: list[str], lifted: dict[int, list[str]] | None = None) -> list[str]:
+    """A kernel: parameters loaded where they vary (once, per step, per neuron), time loop outside;
+    ``lifted`` lines computed once per run (0) and once per step (1)."""
+    lifted = lifted or {0: [], 1: []}
     out = list(signature)
-    out += ["  " + x for x in _param_loads(model, modes, "outer")]
+    out += ["  " + x for x in _param_loads(model, modes, "outer") + lifted[0]]
     out.append(f"  for ({loop}) {{")
     out.append("    const double t = i*dt; const int64_t row = (i - i0)*n;")
-    out += ["    " + x for x in _param_loads(model, modes, "step")]
+    out += ["    " + x for x in _param_loads(model, modes, "step") + lifted[1]]
     out.append("    for (int64_t k = 0; k < n; k++) {")
     out += ["      " + x for x in _param_loads(model, modes, "neuron") + inner]
     out += ["    }", "  }"]
@@ -374,6 +417,8 @@ class _Adjoint:
         self.sub_d, self.sub_known = forward_ad(subs, self.indep, "x")
         self.names = _c_names(model, modes, state_prefix="X_")
         self.xpr = CPrinter(self.names)
+        levels = {p: {"scalar": 0, "time": 1}.get(mode, 2) for p, mode in modes.items()}
+        self.lifter = _Lifter({**levels, "dt": 0, "N": 0, "t": 1})
 
     def update(self) -> list[str]:
         """The step recomputed from the trajectory: update and its derivatives (x -> y)."""
@@ -384,7 +429,7 @@ class _Adjoint:
         c.append("const double s_ = spikes[row + k];")
         c.append("const int cut = tbptt > 0 && ((i + 1) % tbptt == 0);")
         c += [f"const double L_{s} = cut ? 0.0 : lam[{j}][k];" for j, s in enumerate(S)]
-        c += _block(self.xpr, _with_cse(self.upd + self.upd_d, "_u"), names, "T")
+        c += _block(self.xpr, _with_cse(self.upd + self.upd_d, "_u"), names, "T", self.lifter)
         for s, fin in zip(S, self.finals):
             keep = f"nr ? {names[fin]} : X_{s}" if s in self.model.flagged else names[fin]
             c.append(f"const double Y_{s} = {keep};")
@@ -396,7 +441,7 @@ class _Adjoint:
         the parameters through the reset (``GP_``)."""
         S = self.S
         rnames = dict(self.ynames)
-        c = _block(CPrinter(rnames), _with_cse(self.reset + self.reset_d, "_r"), rnames, "Z")
+        c = _block(CPrinter(rnames), _with_cse(self.reset + self.reset_d, "_r"), rnames, "Z", self.lifter)
 
         def dz(state, z):  # d(reset output for `state`)/dz, z in states (meaning y), params or _s
             if state in self.reset_finals:
@@ -421,7 +466,7 @@ class _Adjoint:
         if self.margin is None:
             return []
         mnames = dict(self.ynames)
-        c = _block(CPrinter(mnames), _with_cse(self.margin_stmts + self.m_d, "_m"), mnames, "M")
+        c = _block(CPrinter(mnames), _with_cse(self.margin_stmts + self.m_d, "_m"), mnames, "M", self.lifter)
         c.append(f"const double sgd = nr ? _surrogate(sg_kind, sg_a, {mnames['_margin']}/scale)/scale : 0.0;")
         c.append("const double gsm = gs*sgd;")
         for z in self.indep:
@@ -466,7 +511,7 @@ class _Adjoint:
         c = [f"if (GR[{j}]) LX_{s} += GR[{j}][i*gr_st[{2 * j}] + k*gr_st[{2 * j + 1}]];" for j, s in enumerate(S)]
         if self.subs:
             snames = dict(self.names)
-            c += _block(CPrinter(snames), _with_cse(self.subs + self.sub_d, "_x"), snames, "E")
+            c += _block(CPrinter(snames), _with_cse(self.subs + self.sub_d, "_x"), snames, "E", self.lifter)
             for m, (name, _) in enumerate(self.subs):
                 slot = NS + m
                 index = f"i*gr_st[{2 * slot}] + k*gr_st[{2 * slot + 1}]"
@@ -498,4 +543,4 @@ def _adjoint(model, modes, upd, finals, margin, reset, reset_finals, subs, grad_
         "    int sg_kind, double sg_a, double scale) {"]
     body = adj.update() + adj.reset_adjoint() + adj.threshold_adjoint() + adj.update_adjoint() + \
         adj.records_adjoint()
-    return _kernel(signature, model, modes, "int64_t i = i1 - 1; i >= i0; i--", body) + ["}"]
+    return _kernel(signature, model, modes, "int64_t i = i1 - 1; i >= i0; i--", body, adj.lifter.lines) + ["}"]
