@@ -196,14 +196,15 @@ class _Runner:
             for slot, arr in (records or {}).items():
                 rec[slot] = arr[i * n:]
             bad = np.zeros(4, dtype=np.float64)
-            ev = events or _NO_EVENTS
+            # without an event buffer (a raster run) the kernel is given none: it checks ev_count for NULL
+            ev = (None, None, None, 0) if events is None else (events.step_counts, events.idx, events.count,
+                                                                len(events.idx))
             kernel = self.lib.tidesim_forward if traj is None else self.lib.tidesim_forward_traj
             code = kernel(
                 n, k0, k1, i, i1, self.cfg.dt, _ptrs(states), _ptr(last), _ptr(nrs), _ptr(self.ref_steps),
                 0 if self.ref_steps is None or self.ref_steps.size == 1 else 1, _ptrs(params), _ptrs(rec),
-                None if spikes is None else _ptr(spikes[i * n:]), _ptr(self.row_buf), _ptr(ev.step_counts),
-                _ptr(ev.idx), None if events is None else _ptr(ev.count), len(ev.idx), _ptr(traj),
-                _ptr(nr_traj), bad.ctypes.data)
+                None if spikes is None else _ptr(spikes[i * n:]), _ptr(self.row_buf), _ptr(ev[0]), _ptr(ev[1]),
+                _ptr(ev[2]), ev[3], _ptr(traj), _ptr(nr_traj), bad.ctypes.data)
             if code == 0:
                 return
             if code == 2:  # the event buffer is full: grow it and go on from that step
@@ -278,8 +279,6 @@ def _merge(parts: list[_Events], n_steps: int, block: int = 256) -> SpikeEvents:
         before += p.step_counts
     return SpikeEvents(counts, neurons)
 
-
-_NO_EVENTS = _Events(0, 1)
 
 
 class _CompiledRun(torch.autograd.Function):
