@@ -21,6 +21,7 @@ from tidesim.codegen.c_neuron import (
     HEADER,
     CPrinter,
     KernelSource,
+    _c_names,
     adjoint_lines,
     prepare,
     refractory_condition,
@@ -100,7 +101,7 @@ def forward_source(model: NeuronModel, modes: dict[str, str], real: str, records
     S, NS = model.state_names, len(model.state_names)
     code = model.brian2_code
     hoist = Invariants(name_levels(modes, code.constants), real)
-    names = _names(model, real)
+    names = _names(model, modes, real)
     inner = _neuron_loads(model, modes, real)
     inner += [f"{real} S_{s} = SA_{j}[k];" for j, s in enumerate(S)]
     inner += _record_lines(model, names, records, real)
@@ -137,12 +138,9 @@ def forward_source(model: NeuronModel, modes: dict[str, str], real: str, records
     return "\n".join(out)
 
 
-def _names(model: NeuronModel, real: str) -> dict[str, str]:
-    names = {s: f"S_{s}" for s in model.state_names}
-    names.update({p: f"P_{p}" for p in model.parameter_names})
-    names.update({"t": "t", "dt": "DT", "i": f"(({real})k)", "N": f"(({real})n)", "not_refractory": "nr",
-                  "_s": "s_"})
-    return names
+def _names(model: NeuronModel, modes: dict[str, str], real: str) -> dict[str, str]:
+    """The schedule's C names, with ``dt``, ``i`` and ``N`` in the kernel's precision."""
+    return {**_c_names(model, modes), "dt": "DT", "i": f"(({real})k)", "N": f"(({real})n)"}
 
 
 def _outer_loads(model: NeuronModel, modes: dict[str, str]) -> list[str]:

@@ -6,15 +6,18 @@ every neuron and step; parts that read ``t`` or time-varying parameters are the 
 of a step. :class:`Invariants` lifts each largest such part out of the loops it does not depend on.
 The lifted expression is printed exactly as it was (same operations, same order, same operands), so
 the bits are unchanged: this is Brian2's own loop-invariant optimisation, done for the parameter
-layout of the run at hand.
+layout of the run at hand. :class:`Invariants` works on Brian2's statements (the forward kernels),
+:class:`SymbolicInvariants` on sympy's (the adjoint kernel's derivatives).
 """
 
 from __future__ import annotations
 
 import ast
-from typing import Mapping
+from typing import Any, Mapping
 
-__all__ = ["RUN", "STEP", "NEURON", "Invariants", "name_levels"]
+import sympy
+
+__all__ = ["RUN", "STEP", "NEURON", "Invariants", "SymbolicInvariants", "name_levels"]
 
 #: Where a value can be computed: once per run, once per step, or per neuron and step.
 RUN, STEP, NEURON = 0, 1, 2
@@ -69,6 +72,44 @@ class Invariants:
         """Lift ``c_name = text`` (the statement for ``target``) to ``level``."""
         self.lines[level].append(f"const {self.real} {c_name} = {text};")
         self.levels[target] = level
+
+
+class SymbolicInvariants:
+    """:class:`Invariants` for sympy statements (the adjoint kernel's): parts computed once per run
+    (level 0) or per step (level 1) instead of per neuron. A statement whose right-hand side is invariant
+    moves whole (and its target becomes invariant for the statements after it), else its largest
+    invariant parts do."""
+
+    def __init__(self, levels: dict[str, int]):
+        self.levels = dict(levels)
+        self.lines: dict[int, list[str]] = {0: [], 1: []}
+        self._seen: dict[tuple[int, sympy.Expr], sympy.Symbol] = {}
+
+    def level(self, expr: sympy.Expr) -> int:
+        return max((self.levels.get(sym.name, 2) for sym in expr.free_symbols), default=0)
+
+    def statement(self, target: str, cname: str, expr: sympy.Expr, printer: Any) -> bool:
+        """Lift ``cname = expr`` whole if it is invariant; whether it was."""
+        lvl = self.level(expr)
+        if lvl == 2:
+            return False
+        self.lines[lvl].append(f"const double {cname} = {printer.doprint(expr)};")
+        self.levels[target] = lvl
+        return True
+
+    def parts(self, expr: sympy.Expr, names: dict[str, str], printer: Any) -> sympy.Expr:
+        """``expr`` with its largest invariant sub-expressions replaced by lifted names."""
+        if expr.is_Atom or not isinstance(expr, sympy.Basic) or not expr.args:
+            return expr
+        lvl = self.level(expr)
+        if lvl < 2 and expr.free_symbols:
+            if (lvl, expr) not in self._seen:
+                sym = sympy.Symbol(f"HA{len(self._seen)}")
+                self.lines[lvl].append(f"const double {sym.name} = {printer.doprint(expr)};")
+                names[sym.name] = sym.name
+                self._seen[(lvl, expr)] = sym
+            return self._seen[(lvl, expr)]
+        return expr.func(*[self.parts(a, names, printer) for a in expr.args])
 
 
 def _is_called(tree: ast.AST, name: ast.Name) -> bool:

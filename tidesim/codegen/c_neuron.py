@@ -15,7 +15,7 @@ import sympy
 from sympy.printing.c import C99CodePrinter
 
 from tidesim.codegen.brian2_code import c_expression, c_expression_level, needed, update_plan
-from tidesim.codegen.c_hoist import Invariants
+from tidesim.codegen.c_hoist import Invariants, SymbolicInvariants
 from tidesim.codegen.torch_source import NumberPrinting, Statement, _eliminate_common
 from tidesim.core.model import NeuronModel
 
@@ -196,45 +196,8 @@ def _c_names(model: NeuronModel, modes: dict[str, str], state_prefix: str = "S_"
     return names
 
 
-class _Lifter:
-    """Loop-invariant parts of the adjoint's sympy statements, computed once per run (level 0) or per step
-    (level 1) instead of per neuron: a statement whose right-hand side is invariant moves whole (and its
-    target becomes invariant for the statements after it), else its largest invariant parts do."""
-
-    def __init__(self, levels: dict[str, int]):
-        self.levels = dict(levels)
-        self.lines: dict[int, list[str]] = {0: [], 1: []}
-        self._seen: dict[tuple[int, sympy.Expr], sympy.Symbol] = {}
-
-    def level(self, expr: sympy.Expr) -> int:
-        return max((self.levels.get(sym.name, 2) for sym in expr.free_symbols), default=0)
-
-    def statement(self, target: str, cname: str, expr: sympy.Expr, printer: CPrinter) -> bool:
-        """Lift ``cname = expr`` whole if it is invariant; whether it was."""
-        lvl = self.level(expr)
-        if lvl == 2:
-            return False
-        self.lines[lvl].append(f"const double {cname} = {printer.doprint(expr)};")
-        self.levels[target] = lvl
-        return True
-
-    def parts(self, expr: sympy.Expr, names: dict[str, str], printer: CPrinter) -> sympy.Expr:
-        """``expr`` with its largest invariant sub-expressions replaced by lifted names."""
-        if expr.is_Atom or not isinstance(expr, sympy.Basic) or not expr.args:
-            return expr
-        lvl = self.level(expr)
-        if lvl < 2 and expr.free_symbols:
-            if (lvl, expr) not in self._seen:
-                sym = sympy.Symbol(f"HA{len(self._seen)}")
-                self.lines[lvl].append(f"const double {sym.name} = {printer.doprint(expr)};")
-                names[sym.name] = sym.name
-                self._seen[(lvl, expr)] = sym
-            return self._seen[(lvl, expr)]
-        return expr.func(*[self.parts(a, names, printer) for a in expr.args])
-
-
 def _block(printer: CPrinter, statements: list[tuple[str, sympy.Expr]], names: dict[str, str],
-           local_prefix: str, lifter: _Lifter | None = None) -> list[str]:
+           local_prefix: str, lifter: SymbolicInvariants | None = None) -> list[str]:
     lines = []
     for target, expr in statements:
         cname = names.get(target) or f"{local_prefix}{target}"
@@ -418,7 +381,7 @@ class _Adjoint:
         self.names = _c_names(model, modes, state_prefix="X_")
         self.xpr = CPrinter(self.names)
         levels = {p: {"scalar": 0, "time": 1}.get(mode, 2) for p, mode in modes.items()}
-        self.lifter = _Lifter({**levels, "dt": 0, "N": 0, "t": 1})
+        self.lifter = SymbolicInvariants({**levels, "dt": 0, "N": 0, "t": 1})
 
     def update(self) -> list[str]:
         """The step recomputed from the trajectory: update and its derivatives (x -> y)."""
