@@ -97,3 +97,9 @@ def test_the_memory_check_counts_what_the_engine_allocates(monkeypatch):
     with pytest.raises(ts.InsufficientMemoryError, match="checkpoint=True") as err:
         ts.simulate(model, 0.1, params={"I": I.clone().requires_grad_(True)}, record=[], engine="compiled")
     assert "stored state(s) for the backward pass" in str(err.value)
+
+
+@pytest.mark.parametrize("threads", ["two", 0, 1.5, True])
+def test_threads_must_be_a_positive_whole_number(threads):
+    with pytest.raises(ts.InputError, match="threads must be a positive whole number"):
+        ts.simulate(ts.models.get("lif"), 0.01, threads=threads)

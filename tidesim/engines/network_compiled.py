@@ -302,8 +302,9 @@ def run_network_compiled(run: NetworkRun) -> dict[str, SimulationResult]:
                                           cfgs[spec.name],
                                           _ref_steps(spec.model, resolved[spec.name], pop.n, dt, dtype),
                                           ring[spec.name])
-        runs[spec.name]["events"] = (lambda p=p: args.events(p))
     bad = args.call(lib, src, dt)
+    for p, spec in enumerate(specs):
+        runs[spec.name]["events"] = args.events(p)
     if bad is not None:
         i, k, j, p = int(bad[0]), int(bad[1]), int(bad[2]), int(bad[5])
         model = specs[p].model
@@ -349,5 +350,5 @@ def _results(net: NetworkDescription, T: int, dt: float, dtype: torch.dtype, cfg
             final["_nr"] = torch.from_numpy(run["nrs"].astype(bool))
         params = {**res.params, "dt": torch.tensor(dt, dtype=dtype), "N": n, "i": torch.arange(n)}
         out[name] = SimulationResult(model, t_axis, records, None, dt, "torch", params=params, final_state=final,
-                                     spike_events=run["events"](), n=n)
+                                     spike_events=run["events"], n=n)
     return out

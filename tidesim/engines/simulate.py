@@ -143,7 +143,11 @@ def simulate(
 def _threads(threads: Any) -> int | None:
     if threads is None:
         return None
-    if isinstance(threads, bool) or not float(threads).is_integer() or int(threads) < 1:
+    try:
+        whole = not isinstance(threads, bool) and float(threads).is_integer() and int(threads) >= 1
+    except (TypeError, ValueError, OverflowError):
+        whole = False
+    if not whole:
         raise InputError(f"threads must be a positive whole number, got {threads!r}")
     return int(threads)
 
