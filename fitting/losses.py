@@ -14,6 +14,7 @@ import torch
 
 from tidesim.analysis import adaptation_index, cv_isi
 from tidesim.analysis import differentiable as tsa
+from tidesim.core.result import spike_raster
 from tidesim.fitting import loss_events as le
 from tidesim.fitting.data import FitData
 from tidesim.fitting.errors import FitError
@@ -38,9 +39,7 @@ class ModelOutput:
         """``[T, B, S]`` 0/1 spikes."""
         if self._spikes is None:
             T, B, S = self.voltage.shape
-            raster = torch.zeros(T, B * S, dtype=self.voltage.dtype)
-            raster[torch.from_numpy(self.events[0]), torch.from_numpy(self.events[1])] = 1
-            self._spikes = raster.reshape(T, B, S)
+            self._spikes = spike_raster(*self.events, T, B * S, self.voltage.dtype).reshape(T, B, S)
         return self._spikes
 
     def counts(self) -> torch.Tensor:

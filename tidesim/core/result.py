@@ -12,7 +12,7 @@ from brian2.units.fundamentalunits import get_unit
 from tidesim.core.model import NeuronModel
 from tidesim.core.units import lab_unit, unit_name
 
-__all__ = ["SimulationResult", "SpikeEvents", "dims_to_quantities"]
+__all__ = ["SimulationResult", "SpikeEvents", "spike_raster", "dims_to_quantities"]
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,15 @@ class SpikeEvents:
     def steps(self) -> np.ndarray:
         """The step of every spike (built on each call: 4 bytes per spike)."""
         return np.repeat(np.arange(len(self.counts), dtype=np.int32), self.counts)
+
+
+def spike_raster(steps: np.ndarray, neurons: np.ndarray, n_steps: int, n: int, dtype: torch.dtype = torch.float64,
+                 device: Any = "cpu") -> torch.Tensor:
+    """``[n_steps, n]`` 0/1 spikes from the (step, neuron) pairs of spike events."""
+    raster = torch.zeros(n_steps, n, dtype=dtype, device=device)
+    raster[torch.from_numpy(np.asarray(steps)).long().to(raster.device),
+           torch.from_numpy(np.asarray(neurons)).long().to(raster.device)] = 1
+    return raster
 
 
 def dims_to_quantities(dim) -> Any:
@@ -95,11 +104,7 @@ class SimulationResult:
     def spikes(self) -> torch.Tensor:
         """``[T, n]`` 0/1 spikes (built from the events on first reading where the run kept events)."""
         if self._spikes is None:
-            steps, neurons = self.spike_events
-            raster = torch.zeros(self._shape, dtype=self.t.dtype, device=self.t.device)
-            raster[torch.from_numpy(steps).long().to(raster.device),
-                   torch.from_numpy(neurons).long().to(raster.device)] = 1
-            self._spikes = raster
+            self._spikes = spike_raster(*self.spike_events, *self._shape, self.t.dtype, self.t.device)
         return self._spikes
 
     @property
