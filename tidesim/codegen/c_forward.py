@@ -78,16 +78,17 @@ _EVENTS = """if (ev_count) {  /* this step's spiking neurons, 8 at a time where 
 
 
 def generate(model: NeuronModel, modes: dict[str, str], real: str, adjoint: bool,
-             grad_params: tuple[str, ...] = (), records: tuple[int, ...] = ()) -> KernelSource:
+             grad_params: tuple[str, ...] = (), records: tuple[int, ...] = (), surrogate: int = 0) -> KernelSource:
     """The C source of a neuron group's kernels: the forward kernel (with a spike raster and trajectory
-    when ``adjoint``, else spike events) and, when ``adjoint``, the adjoint kernel for ``grad_params``."""
+    when ``adjoint``, else spike events) and, when ``adjoint``, the adjoint kernel for ``grad_params``
+    and the surrogate of kind ``surrogate``."""
     lines = ["#include <string.h>", HEADER.format(real=real)]
-    if real == "float":
+    if real == "float" or adjoint:  # the float adjoint's surrogate and derivatives may call it
         lines.append(EXPF)
     lines.append(forward_source(model, modes, real, tuple(records), grad=adjoint))
     if adjoint:  # the same with the trajectory stored (a separate loop: no branch inside it)
         lines.append(forward_source(model, modes, real, tuple(records), grad=True, trajectory=True))
-        lines += adjoint_lines(model, modes, grad_params)
+        lines += adjoint_lines(model, modes, grad_params, real, tuple(records), surrogate)
     return KernelSource("\n".join(lines), tuple(model.state_names), tuple(model.parameter_names),
                         tuple(modes[p] for p in model.parameter_names), tuple(model.subexpression_names), adjoint)
 
@@ -130,7 +131,8 @@ def forward_source(model: NeuronModel, modes: dict[str, str], real: str, records
             pre = _neuron_loads(model, modes, real) + [f"{real} S_{s} = SA_{j}[k];" for j, s in enumerate(S)]
             pre += _refractoriness(model, names) + ["NT[row + k] = (uint8_t)nr;"]
             out += ["    for (int64_t k = k0; k < k1; k++) {"] + ["      " + x for x in pre] + ["    }"]
-    out += ["    for (int64_t k = k0; k < k1; k++) {"] + ["      " + x for x in inner] + ["    }"]
+    out += ["#pragma GCC ivdep", "    for (int64_t k = k0; k < k1; k++) {"]
+    out += ["      " + x for x in inner] + ["    }"]
     out += ["    " + x for x in _blow_up(S).splitlines()]
     if model.threshold_statements is not None and not grad:
         out += ["    " + x for x in _EVENTS.splitlines()]

@@ -80,8 +80,8 @@ class SymbolicInvariants:
     moves whole (and its target becomes invariant for the statements after it), else its largest
     invariant parts do."""
 
-    def __init__(self, levels: dict[str, int]):
-        self.levels = dict(levels)
+    def __init__(self, levels: dict[str, int], real: str = "double"):
+        self.levels, self.real = dict(levels), real
         self.lines: dict[int, list[str]] = {0: [], 1: []}
         self._seen: dict[tuple[int, sympy.Expr], sympy.Symbol] = {}
 
@@ -93,7 +93,7 @@ class SymbolicInvariants:
         lvl = self.level(expr)
         if lvl == 2:
             return False
-        self.lines[lvl].append(f"const double {cname} = {printer.doprint(expr)};")
+        self.lines[lvl].append(f"const {self.real} {cname} = {printer.doprint(expr)};")
         self.levels[target] = lvl
         return True
 
@@ -105,7 +105,7 @@ class SymbolicInvariants:
         if lvl < 2 and expr.free_symbols:
             if (lvl, expr) not in self._seen:
                 sym = sympy.Symbol(f"HA{len(self._seen)}")
-                self.lines[lvl].append(f"const double {sym.name} = {printer.doprint(expr)};")
+                self.lines[lvl].append(f"const {self.real} {sym.name} = {printer.doprint(expr)};")
                 names[sym.name] = sym.name
                 self._seen[(lvl, expr)] = sym
             return self._seen[(lvl, expr)]

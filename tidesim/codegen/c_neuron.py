@@ -9,6 +9,7 @@ or only its segment starts with checkpointing).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import sympy
@@ -76,9 +77,9 @@ _C_FUNCTIONS = {
 class CPrinter(NumberPrinting, C99CodePrinter):
     """Prints sympy expressions as C over the kernel's local names."""
 
-    def __init__(self, names: dict[str, str]):
+    def __init__(self, names: dict[str, str], suffix: str = ""):
         super().__init__({"strict": False})
-        self.names = names
+        self.names, self.suffix = names, suffix  # suffix "f": float literals and float exp
 
     def _print_Symbol(self, expr):
         try:
@@ -90,7 +91,14 @@ class CPrinter(NumberPrinting, C99CodePrinter):
         name = expr.func.__name__
         if name not in _C_FUNCTIONS:
             raise NoDerivative(f"function '{name}' has no C implementation in tidesim")
-        return f"{_C_FUNCTIONS[name]}({', '.join(self._print(a) for a in expr.args)})"
+        function = "_expf32" if name == "exp" and self.suffix == "f" else _C_FUNCTIONS[name]
+        return f"{function}({', '.join(self._print(a) for a in expr.args)})"
+
+    def _print_Float(self, expr):
+        return super()._print_Float(expr) + self.suffix
+
+    def _print_Rational(self, expr):
+        return super()._print_Rational(expr) + self.suffix
 
     _print_exp = _print_log = _print_sin = _print_cos = _print_tanh = _print_Function
     _print_Abs = _print_sign = _print_floor = _print_ceiling = _print_Function
@@ -105,11 +113,11 @@ class CPrinter(NumberPrinting, C99CodePrinter):
             if 1 <= e <= 4:
                 return "(" + "*".join([b] * e) + ")"
             if -4 <= e <= -1:
-                return "(1.0/(" + "*".join([b] * -e) + "))"
+                return f"(1.0{self.suffix}/(" + "*".join([b] * -e) + "))"
         return f"pow({self._print(base)}, {self._print(exp)})"
 
     def _print_Integer(self, expr):
-        return f"{int(expr)}.0"
+        return f"{int(expr)}.0{self.suffix}"
 
     def _print_Infinity(self, expr):
         return "INFINITY"
@@ -197,7 +205,7 @@ def _c_names(model: NeuronModel, modes: dict[str, str], state_prefix: str = "S_"
 
 
 def _block(printer: CPrinter, statements: list[tuple[str, sympy.Expr]], names: dict[str, str],
-           local_prefix: str, lifter: SymbolicInvariants | None = None) -> list[str]:
+           local_prefix: str, lifter: SymbolicInvariants | None = None, real: str = "double") -> list[str]:
     lines = []
     for target, expr in statements:
         cname = names.get(target) or f"{local_prefix}{target}"
@@ -206,7 +214,7 @@ def _block(printer: CPrinter, statements: list[tuple[str, sympy.Expr]], names: d
             if lifter.statement(target, cname, expr, printer):
                 continue
             expr = lifter.parts(expr, names, printer)
-        lines.append(f"const double {cname} = {printer.doprint(expr)};")
+        lines.append(f"const {real} {cname} = {printer.doprint(expr)};")
     return lines
 
 
@@ -218,18 +226,29 @@ def _with_cse(statements: list[tuple[str, sympy.Expr]], tag: str) -> list[tuple[
 
 
 def _kernel(signature: list[str], model: NeuronModel, modes: dict[str, str], loop: str,
-            inner: list[str], lifted: dict[int, list[str]] | None = None) -> list[str]:
+            inner: list[str], lifted: dict[int, list[str]] | None = None, step: list[str] = (),
+            after: list[str] = (), real: str = "double") -> list[str]:
     """A kernel: parameters loaded where they vary (once, per step, per neuron), time loop outside;
-    ``lifted`` lines computed once per run (0) and once per step (1)."""
+    ``lifted`` lines computed once per run (0) and once per step (1); ``step`` lines before and ``after``
+    lines after each step's neuron loop; values in ``real``."""
     lifted = lifted or {0: [], 1: []}
+
+    def loads(where):
+        lines = [x.replace("const double P_", f"const {real} P_") for x in _param_loads(model, modes, where)]
+        # per-neuron values through restrict pointers loaded once: the loop then vectorises
+        return [re.sub(r"= P\[(\d+)\]\[", r"= PA\1[", x) for x in lines] if where == "neuron" else lines
+
+    per_neuron = [j for j, p in enumerate(model.parameter_names) if modes[p] in ("neuron", "time_neuron")]
     out = list(signature)
-    out += ["  " + x for x in _param_loads(model, modes, "outer") + lifted[0]]
+    out += ["  " + x for x in loads("outer") + lifted[0]]
+    out += [f"  const real* restrict PA{j} = P[{j}];" for j in per_neuron]
     out.append(f"  for ({loop}) {{")
-    out.append("    const double t = i*dt; const int64_t row = (i - i0)*n;")
-    out += ["    " + x for x in _param_loads(model, modes, "step") + lifted[1]]
+    out.append(f"    const {real} t = ({real})(i*dt); const int64_t row = (i - i0)*n;")
+    out += ["    " + x for x in loads("step") + lifted[1] + list(step)]
+    out.append("#pragma GCC ivdep")  # the arrays written (adjoints, gradients) overlap none of those read
     out.append("    for (int64_t k = 0; k < n; k++) {")
-    out += ["      " + x for x in _param_loads(model, modes, "neuron") + inner]
-    out += ["    }", "  }"]
+    out += ["      " + x for x in loads("neuron") + inner]
+    out += ["    }"] + ["    " + x for x in after] + ["  }"]
     return out
 
 
@@ -350,10 +369,11 @@ def reset_lines(model: NeuronModel, names: dict[str, str], hoist: Invariants | N
     return lines
 
 
-def adjoint_lines(model: NeuronModel, modes: dict[str, str], grad_params: tuple[str, ...] = ()) -> list[str]:
-    """C source of the adjoint kernel ``tidesim_backward`` (computed in double whatever the run's
-    precision). It differentiates with respect to the states and ``grad_params`` only: derivatives
-    nobody asked for are not computed."""
+def adjoint_lines(model: NeuronModel, modes: dict[str, str], grad_params: tuple[str, ...] = (),
+                  real: str = "double", records: tuple[int, ...] = (), surrogate: int = 0) -> list[str]:
+    """C source of the adjoint kernel ``tidesim_backward``, in the run's precision, for the recorded slots
+    ``records`` and the surrogate of kind ``surrogate`` (see :data:`SURROGATE_C`). It differentiates with
+    respect to the states and ``grad_params`` only: derivatives nobody asked for are not computed."""
     body, finals = model.update_statements
     upd = [(st.target, prepare(st.expr)) for st in body]
     thr = model.threshold_statements
@@ -361,13 +381,28 @@ def adjoint_lines(model: NeuronModel, modes: dict[str, str], grad_params: tuple[
     reset_body, reset_finals = model.reset_statements if model.reset_assignments else ([], {})
     reset = [(st.target, prepare(st.expr)) for st in reset_body]
     subs = [(name, prepare(model.subexpression_values[name])) for name in model.subexpression_names]
-    return _adjoint(model, modes, upd, finals, margin, reset, reset_finals, subs, grad_params)
+    return _adjoint(model, modes, upd, finals, margin, reset, reset_finals, subs, grad_params, real, records,
+                    surrogate)
+
+
+#: The surrogate derivatives as C (``x``: the distance to threshold in units of the threshold scale, ``a``:
+#: the surrogate's slope or width), by the kind number ``neuron_compiled.surrogate_code`` gives; written
+#: into the adjoint kernel so that its loop has no call and no switch.
+SURROGATE_C = {
+    0: "{{ const real d = a*fabs(x) + 1; return 1/(d*d); }}",
+    1: "{{ const real e = 1/(1 + exp(-a*x)); return a*e*(1 - e); }}",
+    2: "{{ const real z = (real)1.5707963267948966*a*x; return (real)0.5*a/(1 + z*z); }}",
+    3: "{{ const real z = 1 - fabs(x)/a; return z > 0 ? z/a : 0; }}",
+    4: "{{ return 1; }}",
+}
 
 
 class _Adjoint:
-    """The pieces of the adjoint kernel's step body, each a list of C lines (see :func:`_adjoint`)."""
+    """The pieces of the adjoint kernel's step body, each a list of C lines (see :func:`_adjoint`). Written
+    so that the neuron loop vectorises: no branch on a pointer (absent gradients read a row of zeros), the
+    surrogate inlined, the trajectory and gradient rows as restrict pointers, values in the run's precision."""
 
-    def __init__(self, model, modes, upd, finals, margin, reset, reset_finals, subs, grad_params):
+    def __init__(self, model, modes, upd, finals, margin, reset, reset_finals, subs, grad_params, real, records):
         self.model, self.modes, self.finals, self.reset_finals = model, modes, finals, reset_finals
         self.S = model.state_names
         self.Ps = [p for p in model.parameter_names if p in grad_params]
@@ -378,60 +413,68 @@ class _Adjoint:
         self.m_d, self.m_known = forward_ad(self.margin_stmts, self.indep, "m")
         self.reset_d, self.reset_known = forward_ad(reset, self.indep + ["_s"], "r")
         self.sub_d, self.sub_known = forward_ad(subs, self.indep, "x")
+        self.real, self.suffix, self.records = real, ("f" if real == "float" else ""), records
         self.names = _c_names(model, modes, state_prefix="X_")
-        self.xpr = CPrinter(self.names)
+        self.names.update({"dt": "DT", "i": f"(({real})k)", "N": f"(({real})n)"})
+        self.xpr = CPrinter(self.names, self.suffix)
         levels = {p: {"scalar": 0, "time": 1}.get(mode, 2) for p, mode in modes.items()}
-        self.lifter = SymbolicInvariants({**levels, "dt": 0, "N": 0, "t": 1})
+        self.lifter = SymbolicInvariants({**levels, "dt": 0, "N": 0, "t": 1}, real)
+
+    def printer(self, names: dict[str, str]) -> CPrinter:
+        return CPrinter(names, self.suffix)
 
     def update(self) -> list[str]:
         """The step recomputed from the trajectory: update and its derivatives (x -> y)."""
-        S, names = self.S, self.names
-        NS = len(S)
-        c = [f"const double X_{s} = traj[((i - i0)*{NS} + {j})*n + k];" for j, s in enumerate(S)]
-        c.append("const int nr = nr_traj ? nr_traj[row + k] : 1;")
-        c.append("const double s_ = spikes[row + k];")
-        c.append("const int cut = tbptt > 0 && ((i + 1) % tbptt == 0);")
-        c += [f"const double L_{s} = cut ? 0.0 : lam[{j}][k];" for j, s in enumerate(S)]
-        c += _block(self.xpr, _with_cse(self.upd + self.upd_d, "_u"), names, "T", self.lifter)
+        S, names, R = self.S, self.names, self.real
+        c = [f"const {R} X_{s} = TR{j}[k];" for j, s in enumerate(S)]
+        c.append("const int nr = NT[k];")
+        c.append(f"const {R} s_ = SP[k];")
+        c += [f"const {R} L_{s} = cut ? 0 : LA{j}[k];" for j, s in enumerate(S)]
+        c += _block(self.xpr, _with_cse(self.upd + self.upd_d, "_u"), names, "T", self.lifter, R)
         for s, fin in zip(S, self.finals):
             keep = f"nr ? {names[fin]} : X_{s}" if s in self.model.flagged else names[fin]
-            c.append(f"const double Y_{s} = {keep};")
+            c.append(f"const {R} Y_{s} = {keep};")
         self.ynames = {**names, **{s: f"Y_{s}" for s in S}}
         return c
 
     def reset_adjoint(self) -> list[str]:
         """Reset (z = R(y, s)) and its derivatives; adjoints of y (``LY_``), of the spike (``gs``) and of
         the parameters through the reset (``GP_``)."""
-        S = self.S
+        S, R = self.S, self.real
         rnames = dict(self.ynames)
-        c = _block(CPrinter(rnames), _with_cse(self.reset + self.reset_d, "_r"), rnames, "Z", self.lifter)
+        c = _block(self.printer(rnames), _with_cse(self.reset + self.reset_d, "_r"), rnames, "Z", self.lifter, R)
 
         def dz(state, z):  # d(reset output for `state`)/dz, z in states (meaning y), params or _s
             if state in self.reset_finals:
                 d = self.reset_known.get((self.reset_finals[state], z), sympy.Integer(0))
                 return rnames[d.name] if isinstance(d, sympy.Symbol) else self.xpr.doprint(d)
-            return "1.0" if z == state else "0.0"
+            return "1" if z == state else "0"
+
+        def zero(text):
+            return text in ("0", "0.0", "0.0f")
 
         for s in S:
-            terms = [f"({dz(l, s)})*L_{l}" for l in S if dz(l, s) not in ("0.0", "0")]
-            c.append(f"double LY_{s} = {' + '.join(terms) if terms else '0.0'};")
-        gs_terms = [f"({dz(l, '_s')})*L_{l}" for l in S if dz(l, "_s") not in ("0.0", "0")]
-        c.append("double gs = gs_in ? gs_in[i*gs_st[0] + k*gs_st[1]] : 0.0;")
+            terms = [f"({dz(l, s)})*L_{l}" for l in S if not zero(dz(l, s))]
+            c.append(f"{R} LY_{s} = {' + '.join(terms) if terms else '0'};")
+        gs_terms = [f"({dz(l, '_s')})*L_{l}" for l in S if not zero(dz(l, "_s"))]
+        c.append(f"{R} gs = GS[k];")
         if gs_terms:
-            c.append(f"if (!detach) gs += {' + '.join(gs_terms)};")
+            c.append(f"gs += detach ? 0 : ({' + '.join(gs_terms)});")
         for p in self.Ps:
-            terms = [f"({dz(l, p)})*L_{l}" for l in S if dz(l, p) not in ("0.0", "0")]
-            c.append(f"double GP_{p} = {' + '.join(terms) if terms else '0.0'};")
+            terms = [f"({dz(l, p)})*L_{l}" for l in S if not zero(dz(l, p))]
+            c.append(f"{R} GP_{p} = {' + '.join(terms) if terms else '0'};")
         return c
 
     def threshold_adjoint(self) -> list[str]:
         """The spike's gradient through the surrogate derivative of the distance to threshold."""
         if self.margin is None:
             return []
+        R = self.real
         mnames = dict(self.ynames)
-        c = _block(CPrinter(mnames), _with_cse(self.margin_stmts + self.m_d, "_m"), mnames, "M", self.lifter)
-        c.append(f"const double sgd = nr ? _surrogate(sg_kind, sg_a, {mnames['_margin']}/scale)/scale : 0.0;")
-        c.append("const double gsm = gs*sgd;")
+        stmts = _with_cse(self.margin_stmts + self.m_d, "_m")
+        c = _block(self.printer(mnames), stmts, mnames, "M", self.lifter, R)
+        c.append(f"const {R} sgd = nr ? _sg(sg_a, {mnames['_margin']}/scale)/scale : 0;")
+        c.append(f"const {R} gsm = gs*sgd;")
         for z in self.indep:
             d = self.m_known.get(("_margin", z), sympy.Integer(0))
             if d == 0:
@@ -442,21 +485,21 @@ class _Adjoint:
 
     def update_adjoint(self) -> list[str]:
         """lambda_x = J^T lambda_y (frozen flagged states pass through), and the parameters' share."""
-        S, names, xpr, c = self.S, self.names, self.xpr, []
+        S, names, xpr, c, R = self.S, self.names, self.xpr, [], self.real
         for s in S:
             terms = []
             for l, fin in zip(S, self.finals):
                 d = self.upd_known.get((fin, s), sympy.Integer(0))
                 dval = names[d.name] if isinstance(d, sympy.Symbol) else (None if d == 0 else xpr.doprint(d))
                 if l in self.model.flagged:
-                    ident = "1.0" if l == s else "0.0"
-                    expr = f"(nr ? {dval or '0.0'} : {ident})"
-                    if dval is None and ident == "0.0":
+                    ident = "1" if l == s else "0"
+                    expr = f"(nr ? {dval or '0'} : {ident})"
+                    if dval is None and ident == "0":
                         continue
                     terms.append(f"{expr}*LY_{l}")
                 elif dval is not None:
                     terms.append(f"({dval})*LY_{l}")
-            c.append(f"double LX_{s} = {' + '.join(terms) if terms else '0.0'};")
+            c.append(f"{R} LX_{s} = {' + '.join(terms) if terms else '0'};")
         for p in self.Ps:
             for l, fin in zip(S, self.finals):
                 d = self.upd_known.get((fin, p), sympy.Integer(0))
@@ -464,46 +507,70 @@ class _Adjoint:
                     continue
                 dval = names[d.name] if isinstance(d, sympy.Symbol) else xpr.doprint(d)
                 mask = "nr ? " if l in self.model.flagged else ""
-                c.append(f"GP_{p} += {mask}({dval})*LY_{l}{' : 0.0' if mask else ''};")
+                c.append(f"GP_{p} += {mask}({dval})*LY_{l}{' : 0' if mask else ''};")
         return c
 
     def records_adjoint(self) -> list[str]:
         """Gradients of the records (states and subexpressions of x, at the start of the step), then the
         parameters' and states' adjoints written back."""
-        S, NS = self.S, len(self.S)
-        c = [f"if (GR[{j}]) LX_{s} += GR[{j}][i*gr_st[{2 * j}] + k*gr_st[{2 * j + 1}]];" for j, s in enumerate(S)]
-        if self.subs:
+        S, NS, R = self.S, len(self.S), self.real
+        c = [f"LX_{s} += GR{j}[k];" for j, s in enumerate(S) if j in self.records]
+        subs = [(m, name) for m, (name, _) in enumerate(self.subs) if NS + m in self.records]
+        if subs:
             snames = dict(self.names)
-            c += _block(CPrinter(snames), _with_cse(self.subs + self.sub_d, "_x"), snames, "E", self.lifter)
-            for m, (name, _) in enumerate(self.subs):
-                slot = NS + m
-                index = f"i*gr_st[{2 * slot}] + k*gr_st[{2 * slot + 1}]"
-                c.append(f"if (GR[{slot}]) {{ const double g = GR[{slot}][{index}];")
+            c += _block(self.printer(snames), _with_cse(self.subs + self.sub_d, "_x"), snames, "E", self.lifter, R)
+            for m, name in subs:
                 for z in self.indep:
                     d = self.sub_known.get((name, z), sympy.Integer(0))
                     if d == 0:
                         continue
                     target = f"LX_{z}" if z in S else f"GP_{z}"
-                    c.append(f"  {target} += g*{snames[d.name]};")
-                c.append("}")
+                    c.append(f"{target} += GR{NS + m}[k]*{snames[d.name]};")
         for j, p in enumerate(self.model.parameter_names):
             if p not in self.Ps:
                 continue
-            index = {"scalar": "k", "neuron": "k", "time": "i", "time_neuron": "i*n + k"}[self.modes[p]]
-            c.append(f"if (G[{j}]) G[{j}][{index}] += GP_{p};")
-        return c + [f"lam[{j}][k] = (real)LX_{s};" for j, s in enumerate(S)]
+            if self.modes[p] == "time":  # one value per step: summed over the neurons, then stored
+                c.append(f"acc_{p} += GP_{p};")
+            else:
+                index = "i*n + k" if self.modes[p] == "time_neuron" else "k"
+                c.append(f"GA{j}[{index}] += GP_{p};")
+        return c + [f"LA{j}[k] = LX_{s};" for j, s in enumerate(S)]
+
+    def step_lines(self) -> list[str]:
+        """Per step, before the neuron loop: rows of the trajectory, of the gradients (a zero row where a
+        gradient is absent) and of the adjoints, and the time-parameter accumulators."""
+        NS, R = len(self.S), self.real
+        c = [f"const {R}* restrict TR{j} = traj + ((i - i0)*{NS} + {j})*n;" for j in range(NS)]
+        c += ["const uint8_t* restrict NT = nr_traj + row; const real* restrict SP = spikes + row;",
+              "const real* restrict GS = gs_in ? gs_in + i*n : zrow;",
+              "const int cut = tbptt > 0 && ((i + 1) % tbptt == 0);"]
+        c += [f"const real* restrict GR{j} = GR[{j}] ? GR[{j}] + i*n : zrow;" for j in self.records]
+        c += [f"real* restrict LA{j} = lam[{j}];" for j in range(NS)]
+        c += [f"real* restrict GA{j} = G[{j}];" for j, p in enumerate(self.model.parameter_names)
+              if p in self.Ps and self.modes[p] != "time"]
+        c += [f"{R} acc_{p} = 0;" for p in self.Ps if self.modes[p] == "time"]
+        return c
+
+    def after_step(self) -> list[str]:
+        return [f"G[{j}][i] += acc_{p};" for j, p in enumerate(self.model.parameter_names)
+                if p in self.Ps and self.modes[p] == "time"]
 
 
-def _adjoint(model, modes, upd, finals, margin, reset, reset_finals, subs, grad_params) -> list[str]:
+def _adjoint(model, modes, upd, finals, margin, reset, reset_finals, subs, grad_params, real: str = "double",
+             records: tuple[int, ...] = (), surrogate: int = 0) -> list[str]:
     """The adjoint kernel: the steps backwards in time, each recomputed from the stored trajectory and
-    differentiated with respect to the states and ``grad_params`` (forward-mode derivative statements)."""
-    adj = _Adjoint(model, modes, upd, finals, margin, reset, reset_finals, subs, grad_params)
-    # gradients of outputs come as strided views (an expanded ones-tensor costs no memory)
+    differentiated with respect to the states and ``grad_params`` (forward-mode derivative statements).
+    Gradients of outputs come contiguous (``[T, n]``) or absent (NULL)."""
+    adj = _Adjoint(model, modes, upd, finals, margin, reset, reset_finals, subs, grad_params, real, records)
     signature = [
         "void tidesim_backward(int64_t n, int64_t i0, int64_t i1, double dt, const real* traj,",
         "    const uint8_t* nr_traj, const real* spikes, real** P, real** lam, const real* gs_in,",
-        "    const int64_t* gs_st, real** GR, const int64_t* gr_st, real** G, int64_t tbptt, int detach,",
-        "    int sg_kind, double sg_a, double scale) {"]
+        "    const real* zrow, real** GR, real** G, int64_t tbptt, int detach, double sg_a_in, double scale_in) {",
+        f"  const {real} DT = ({real})dt, sg_a = ({real})sg_a_in, scale = ({real})scale_in;"]
     body = adj.update() + adj.reset_adjoint() + adj.threshold_adjoint() + adj.update_adjoint() + \
         adj.records_adjoint()
-    return _kernel(signature, model, modes, "int64_t i = i1 - 1; i >= i0; i--", body, adj.lifter.lines) + ["}"]
+    sg = SURROGATE_C[surrogate].format().replace("exp(", "_expf32(" if real == "float" else "exp(")
+    helper = [f"static inline {real} _sg({real} a, {real} x) {sg}"]
+    lines = _kernel(signature, model, modes, "int64_t i = i1 - 1; i >= i0; i--", body, adj.lifter.lines,
+                    step=adj.step_lines(), after=adj.after_step(), real=real)
+    return helper + lines + ["}"]

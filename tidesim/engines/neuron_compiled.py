@@ -52,25 +52,28 @@ def _load(source: str) -> ctypes.CDLL:
                                            _I, _P, _P, _P]
     if hasattr(lib, "tidesim_backward"):
         lib.tidesim_backward.restype = None
-        lib.tidesim_backward.argtypes = [_I, _I, _I, _D, _P, _P, _P, _P, _P, _P, _P, _P, _P, _P, _I,
-                                         ctypes.c_int, ctypes.c_int, _D, _D]
+        # n, i0, i1, dt, traj, nr_traj, spikes, P, lam, gs_in, zrow, GR, G, tbptt, detach, sg_a, scale
+        lib.tidesim_backward.argtypes = [_I, _I, _I, _D, _P, _P, _P, _P, _P, _P, _P, _P, _P, _I, ctypes.c_int,
+                                         _D, _D]
     return lib
 
 
 def kernel_for(model: NeuronModel, modes: dict[str, str], dtype: torch.dtype, adjoint: bool,
-               grad_params: tuple[str, ...] = (), records: tuple[int, ...] = ()):
-    """Generated source and loaded library for ``model`` with this parameter layout and record set."""
+               grad_params: tuple[str, ...] = (), records: tuple[int, ...] = (), surrogate: int = 0):
+    """Generated source and loaded library for ``model`` with this parameter layout, record set and (for
+    the adjoint) surrogate kind."""
     real = {torch.float64: "double", torch.float32: "float"}[dtype]
-    src = _sources(model, tuple(sorted(modes.items())), real, adjoint, tuple(grad_params), tuple(records))
+    src = _sources(model, tuple(sorted(modes.items())), real, adjoint, tuple(grad_params), tuple(records),
+                   surrogate if adjoint else 0)
     return src, _load(src.source)
 
 
-def _sources(model, modes_items, real, adjoint, grad_params, records) -> KernelSource:
+def _sources(model, modes_items, real, adjoint, grad_params, records, surrogate) -> KernelSource:
     # generated sources belong to the model (like its generated torch code)
     cache = model.__dict__.setdefault("_kernel_sources", {})
-    key = (modes_items, real, adjoint, grad_params, records)
+    key = (modes_items, real, adjoint, grad_params, records, surrogate)
     if key not in cache:
-        cache[key] = generate(model, dict(modes_items), real, adjoint, grad_params, records)
+        cache[key] = generate(model, dict(modes_items), real, adjoint, grad_params, records, surrogate)
     return cache[key]
 
 
@@ -131,14 +134,12 @@ def _ptrs(arrays) -> ctypes.Array:
     return (ctypes.c_void_p * max(len(arrays), 1))(*[_ptr(a) for a in arrays])
 
 
-def _strided(g: torch.Tensor | None, dtype) -> tuple[torch.Tensor | None, np.ndarray]:
-    """A [T, n] gradient as (tensor, element strides) without copying it (kept alive by the caller)."""
+def _contiguous(g: torch.Tensor | None, dtype) -> torch.Tensor | None:
+    """A [T, n] gradient as one contiguous CPU array the adjoint reads row by row (kept alive by the
+    caller); an expanded one (``spikes.sum()``'s) is copied: unit-stride rows keep the loop vectorised."""
     if g is None:
-        return None, np.zeros(2, dtype=np.int64)
-    g = g.detach()
-    if g.dtype != dtype or g.device.type != "cpu":
-        g = g.to(device="cpu", dtype=dtype)
-    return g, np.array(g.stride(), dtype=np.int64)
+        return None
+    return g.detach().to(device="cpu", dtype=dtype).contiguous()
 
 
 class _Events:
@@ -319,18 +320,17 @@ class _CompiledRun(torch.autograd.Function):
         g_records, g_finals = grads[:n_rec], grads[n_rec:]
         lam = [(to_numpy(g, r.np_dtype).copy() if g is not None else np.zeros(n, dtype=r.np_dtype))
                for g in g_finals]
-        gs, gs_st = _strided(g_spikes, r.cfg.dtype)
-        slots = NS + len(r.model.subexpression_names)
-        gr = [None] * slots
-        gr_st = np.zeros(2 * slots, dtype=np.int64)
+        gs = _contiguous(g_spikes, r.cfg.dtype)
+        gr = [None] * (NS + len(r.model.subexpression_names))
         for slot, g in zip(r.record_ids, g_records):
-            gr[slot], gr_st[2 * slot:2 * slot + 2] = _strided(g, r.cfg.dtype)
+            gr[slot] = _contiguous(g, r.cfg.dtype)
+        zrow = np.zeros(n, dtype=r.np_dtype)  # what the kernel reads for an absent gradient
         G = []
         for j, p in enumerate(r.model.parameter_names):
             mode = r.layout.modes[p]
             size = n if mode in ("scalar", "neuron") else (T if mode == "time" else T * n)
             G.append(np.zeros(size, dtype=r.np_dtype) if ctx.needs_input_grad[1 + NS + j] else None)
-        kind, a = surrogate_code(r.cfg.surrogate)
+        _, a = surrogate_code(r.cfg.surrogate)  # its kind is written into the kernel
         tbptt = r.cfg.tbptt or 0
         detach = 1 if r.cfg.detach_reset else 0
         if ctx.snapshots:
@@ -354,9 +354,9 @@ class _CompiledRun(torch.autograd.Function):
                 traj, nr_traj = ctx.traj, ctx.nr_traj
             r.lib.tidesim_backward(
                 n, i0, i1, r.cfg.dt, _ptr(traj), _ptr(nr_traj), _ptr(ctx.spikes[i0 * n:]), _ptrs(ctx.params),
-                _ptrs(lam), None if gs is None else gs.data_ptr(), gs_st.ctypes.data,
+                _ptrs(lam), None if gs is None else gs.data_ptr(), _ptr(zrow),
                 (ctypes.c_void_p * len(gr))(*[None if g is None else g.data_ptr() for g in gr]),
-                gr_st.ctypes.data, _ptrs(G), tbptt, detach, kind, a, r.model.threshold_scale)
+                _ptrs(G), tbptt, detach, a, r.model.threshold_scale)
         out = [None]
         for j in range(NS):
             out.append(torch.from_numpy(lam[j]).to(r.cfg.dtype) if ctx.needs_input_grad[1 + j] else None)
@@ -388,6 +388,7 @@ def _prepare_run(run: NeuronRun) -> tuple[_Runner, list[torch.Tensor], dict[str,
     check(model, cfg, needs_grad)
     state0 = initial_state(model, res, cfg.n, cfg.dt, cfg.dtype, cfg.device, run.initial)
     needs_grad = needs_grad or (torch.is_grad_enabled() and any(v.requires_grad for v in state0.values()))
+    check(model, cfg, needs_grad)  # again: initial values may be what requires the gradient
     NS = len(model.state_names)
     check_memory(cfg.n, cfg.n_steps, len(cfg.record), cfg.dtype, cfg.device, model.name, raster=needs_grad,
                  trajectory=NS if needs_grad and not cfg.checkpoint else 0)
@@ -398,7 +399,8 @@ def _prepare_run(run: NeuronRun) -> tuple[_Runner, list[torch.Tensor], dict[str,
     record_ids = [slot_of[name] for name in cfg.record if name in slot_of]
     try:
         src, lib = kernel_for(model, lay.modes, cfg.dtype, adjoint=needs_grad, grad_params=grad_params,
-                              records=tuple(sorted(set(record_ids))))
+                              records=tuple(sorted(set(record_ids))),
+                              surrogate=surrogate_code(cfg.surrogate)[0] if needs_grad else 0)
     except NoDerivative as exc:
         raise Unsupported(f"{exc} (the adjoint kernel needs a derivative it can print)") from None
     ref = refractory_steps(model, BoundModel(model, cfg.dtype, cfg.device, (cfg.n,)),
