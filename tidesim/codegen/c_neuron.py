@@ -542,9 +542,9 @@ class _Adjoint:
         NS, R = len(self.S), self.real
         c = [f"const {R}* restrict TR{j} = traj + ((i - i0)*{NS} + {j})*n;" for j in range(NS)]
         c += ["const uint8_t* restrict NT = nr_traj + row; const real* restrict SP = spikes + row;",
-              "const real* restrict GS = gs_in ? gs_in + i*n : zrow;",
+              "const real* restrict GS = gs_in ? gs_in + i*gs_rs : zrow;",
               "const int cut = tbptt > 0 && ((i + 1) % tbptt == 0);"]
-        c += [f"const real* restrict GR{j} = GR[{j}] ? GR[{j}] + i*n : zrow;" for j in self.records]
+        c += [f"const real* restrict GR{j} = GR[{j}] ? GR[{j}] + i*gr_rs[{j}] : zrow;" for j in self.records]
         c += [f"real* restrict LA{j} = lam[{j}];" for j in range(NS)]
         c += [f"real* restrict GA{j} = G[{j}];" for j, p in enumerate(self.model.parameter_names)
               if p in self.Ps and self.modes[p] != "time"]
@@ -560,12 +560,14 @@ def _adjoint(model, modes, upd, finals, margin, reset, reset_finals, subs, grad_
              records: tuple[int, ...] = (), surrogate: int = 0) -> list[str]:
     """The adjoint kernel: the steps backwards in time, each recomputed from the stored trajectory and
     differentiated with respect to the states and ``grad_params`` (forward-mode derivative statements).
-    Gradients of outputs come contiguous (``[T, n]``) or absent (NULL)."""
+    Gradients of outputs come as rows of ``n`` (``row + i*stride``, stride ``n`` or 0 for one row shared by
+    every step) or absent (NULL)."""
     adj = _Adjoint(model, modes, upd, finals, margin, reset, reset_finals, subs, grad_params, real, records)
     signature = [
         "void tidesim_backward(int64_t n, int64_t i0, int64_t i1, double dt, const real* traj,",
         "    const uint8_t* nr_traj, const real* spikes, real** P, real** lam, const real* gs_in,",
-        "    const real* zrow, real** GR, real** G, int64_t tbptt, int detach, double sg_a_in, double scale_in) {",
+        "    int64_t gs_rs, const real* zrow, real** GR, const int64_t* gr_rs, real** G, int64_t tbptt,",
+        "    int detach, double sg_a_in, double scale_in) {",
         f"  const {real} DT = ({real})dt, sg_a = ({real})sg_a_in, scale = ({real})scale_in;"]
     body = adj.update() + adj.reset_adjoint() + adj.threshold_adjoint() + adj.update_adjoint() + \
         adj.records_adjoint()

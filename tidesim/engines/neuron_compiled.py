@@ -52,9 +52,10 @@ def _load(source: str) -> ctypes.CDLL:
                                            _I, _P, _P, _P]
     if hasattr(lib, "tidesim_backward"):
         lib.tidesim_backward.restype = None
-        # n, i0, i1, dt, traj, nr_traj, spikes, P, lam, gs_in, zrow, GR, G, tbptt, detach, sg_a, scale
-        lib.tidesim_backward.argtypes = [_I, _I, _I, _D, _P, _P, _P, _P, _P, _P, _P, _P, _P, _I, ctypes.c_int,
-                                         _D, _D]
+        # n, i0, i1, dt, traj, nr_traj, spikes, P, lam, gs_in, gs_rs, zrow, GR, gr_rs, G, tbptt, detach, sg_a,
+        # scale
+        lib.tidesim_backward.argtypes = [_I, _I, _I, _D, _P, _P, _P, _P, _P, _P, _I, _P, _P, _P, _P, _I,
+                                         ctypes.c_int, _D, _D]
     return lib
 
 
@@ -134,12 +135,16 @@ def _ptrs(arrays) -> ctypes.Array:
     return (ctypes.c_void_p * max(len(arrays), 1))(*[_ptr(a) for a in arrays])
 
 
-def _contiguous(g: torch.Tensor | None, dtype) -> torch.Tensor | None:
-    """A [T, n] gradient as one contiguous CPU array the adjoint reads row by row (kept alive by the
-    caller); an expanded one (``spikes.sum()``'s) is copied: unit-stride rows keep the loop vectorised."""
+def _rows(g: torch.Tensor | None, dtype, n: int) -> tuple[torch.Tensor | None, int]:
+    """A ``[T, n]`` gradient as contiguous rows the adjoint reads with unit stride, and the stride between
+    steps: one row for every step where the gradient does not change with time (``spikes.sum()``'s is an
+    expanded scalar: no [T, n] copy), else the whole array (copied if it is not contiguous)."""
     if g is None:
-        return None
-    return g.detach().to(device="cpu", dtype=dtype).contiguous()
+        return None, 0
+    g = g.detach().to(device="cpu", dtype=dtype)
+    if g.stride(0) == 0:  # the same row at every step
+        return g[0].expand(n).contiguous(), 0
+    return g.contiguous(), n
 
 
 class _Events:
@@ -320,10 +325,11 @@ class _CompiledRun(torch.autograd.Function):
         g_records, g_finals = grads[:n_rec], grads[n_rec:]
         lam = [(to_numpy(g, r.np_dtype).copy() if g is not None else np.zeros(n, dtype=r.np_dtype))
                for g in g_finals]
-        gs = _contiguous(g_spikes, r.cfg.dtype)
+        gs, gs_rs = _rows(g_spikes, r.cfg.dtype, n)
         gr = [None] * (NS + len(r.model.subexpression_names))
+        gr_rs = np.zeros(max(len(gr), 1), dtype=np.int64)
         for slot, g in zip(r.record_ids, g_records):
-            gr[slot] = _contiguous(g, r.cfg.dtype)
+            gr[slot], gr_rs[slot] = _rows(g, r.cfg.dtype, n)
         zrow = np.zeros(n, dtype=r.np_dtype)  # what the kernel reads for an absent gradient
         G = []
         for j, p in enumerate(r.model.parameter_names):
@@ -354,9 +360,9 @@ class _CompiledRun(torch.autograd.Function):
                 traj, nr_traj = ctx.traj, ctx.nr_traj
             r.lib.tidesim_backward(
                 n, i0, i1, r.cfg.dt, _ptr(traj), _ptr(nr_traj), _ptr(ctx.spikes[i0 * n:]), _ptrs(ctx.params),
-                _ptrs(lam), None if gs is None else gs.data_ptr(), _ptr(zrow),
+                _ptrs(lam), None if gs is None else gs.data_ptr(), gs_rs, _ptr(zrow),
                 (ctypes.c_void_p * len(gr))(*[None if g is None else g.data_ptr() for g in gr]),
-                _ptrs(G), tbptt, detach, a, r.model.threshold_scale)
+                gr_rs.ctypes.data, _ptrs(G), tbptt, detach, a, r.model.threshold_scale)
         out = [None]
         for j in range(NS):
             out.append(torch.from_numpy(lam[j]).to(r.cfg.dtype) if ctx.needs_input_grad[1 + j] else None)
