@@ -140,29 +140,26 @@ def simulate(
             bar.close()
 
 
-def _threads(threads: Any) -> int | None:
-    if threads is None:
-        return None
+def _positive_whole(value: Any, name: str, of: str = "") -> int:
+    """``value`` as an int, or an InputError naming the argument (and, in ``of``, what it counts)."""
     try:
-        whole = not isinstance(threads, bool) and float(threads).is_integer() and int(threads) >= 1
+        whole = not isinstance(value, bool) and float(value).is_integer() and int(value) >= 1
     except (TypeError, ValueError, OverflowError):
         whole = False
     if not whole:
-        raise InputError(f"threads must be a positive whole number, got {threads!r}")
-    return int(threads)
+        raise InputError(f"{name} must be a positive whole number{of}, got {value!r}")
+    return int(value)
+
+
+def _threads(threads: Any) -> int | None:
+    return None if threads is None else _positive_whole(threads, "threads")
 
 
 def _population_size(n: Any, params: Mapping[str, Any] | None, inputs: Mapping[str, Any] | None) -> int:
-    """``n`` as given (a positive whole number), else the size per-neuron values imply."""
+    """``n`` as given (a positive whole number of neurons), else the size per-neuron values imply."""
     if n is None:
         return infer_n(params, inputs)
-    try:
-        whole = not isinstance(n, bool) and float(n).is_integer() and int(n) >= 1
-    except (TypeError, ValueError, OverflowError):
-        whole = False
-    if not whole:
-        raise InputError(f"n must be a positive whole number of neurons, got {n!r}")
-    return int(n)
+    return _positive_whole(n, "n", " of neurons")
 
 
 def simulate_network(net: NetworkDescription, duration: Any, dt: Any = 1e-4,
