@@ -22,6 +22,7 @@ from tidesim.codegen.c_neuron import (
     CPrinter,
     KernelSource,
     _c_names,
+    _param_loads,
     adjoint_lines,
     prepare,
     refractory_condition,
@@ -83,7 +84,7 @@ def generate(model: NeuronModel, modes: dict[str, str], real: str, adjoint: bool
     when ``adjoint``, else spike events) and, when ``adjoint``, the adjoint kernel for ``grad_params``
     and the surrogate of kind ``surrogate``."""
     lines = ["#include <string.h>", HEADER.format(real=real)]
-    if real == "float" or adjoint:  # the float adjoint's surrogate and derivatives may call it
+    if real == "float":  # float kernels (forward and adjoint) call it
         lines.append(EXPF)
     lines.append(forward_source(model, modes, real, tuple(records), grad=adjoint))
     if adjoint:  # the same with the trajectory stored (a separate loop: no branch inside it)
@@ -103,7 +104,7 @@ def forward_source(model: NeuronModel, modes: dict[str, str], real: str, records
     code = model.brian2_code
     hoist = Invariants(name_levels(modes, code.constants), real)
     names = _names(model, modes, real)
-    inner = _neuron_loads(model, modes, real)
+    inner = _param_loads(model, modes, "neuron", real, pointers=True)
     inner += [f"{real} S_{s} = SA_{j}[k];" for j, s in enumerate(S)]
     inner += _record_lines(model, names, records, real)
     inner += _refractoriness(model, names)
@@ -119,16 +120,17 @@ def forward_source(model: NeuronModel, modes: dict[str, str], real: str, records
     if trajectory:
         out += ["  real* restrict TR = traj; uint8_t* restrict NT = nr_traj;"]
     out += [f"  real* restrict RA_{slot} = R[{slot}];" for slot in records]
-    out += ["  " + x for x in _outer_loads(model, modes)] + ["  " + x for x in hoist.lines[RUN]]
+    out += ["  " + x for x in _param_loads(model, modes, "outer", real, pointers=True) + hoist.lines[RUN]]
     out += ["  for (int64_t i = i0; i < i1; i++) {",
             "    if (ev_count && *ev_count + (k1 - k0) > ev_cap) { bad[0] = (double)i; return 2; }",
             f"    const {real} t = ({real})(i*dt); const int64_t row = (i - i0)*n; int nonfinite = 0;"]
-    out += ["    " + x for x in _step_loads(model, modes) + hoist.lines[STEP]]
+    out += ["    " + x for x in _param_loads(model, modes, "step", real, pointers=True) + hoist.lines[STEP]]
     if trajectory:  # the states and refractoriness at the step's start, outside the loop (it stays vectorised)
         out += [f"    memcpy(TR + ((i - i0)*{NS} + {j})*n + k0, SA_{j} + k0, (k1 - k0)*sizeof(real));"
                 for j in range(NS)]
         if model.refractory_kind is not None:  # else the caller's flags are all 1 already
-            pre = _neuron_loads(model, modes, real) + [f"{real} S_{s} = SA_{j}[k];" for j, s in enumerate(S)]
+            pre = _param_loads(model, modes, "neuron", real, pointers=True)
+            pre += [f"{real} S_{s} = SA_{j}[k];" for j, s in enumerate(S)]
             pre += _refractoriness(model, names) + ["NT[row + k] = (uint8_t)nr;"]
             out += ["    for (int64_t k = k0; k < k1; k++) {"] + ["      " + x for x in pre] + ["    }"]
     out += ["#pragma GCC ivdep", "    for (int64_t k = k0; k < k1; k++) {"]
@@ -143,30 +145,6 @@ def forward_source(model: NeuronModel, modes: dict[str, str], real: str, records
 def _names(model: NeuronModel, modes: dict[str, str], real: str) -> dict[str, str]:
     """The schedule's C names, with ``dt``, ``i`` and ``N`` in the kernel's precision."""
     return {**_c_names(model, modes), "dt": "DT", "i": f"(({real})k)", "N": f"(({real})n)"}
-
-
-def _outer_loads(model: NeuronModel, modes: dict[str, str]) -> list[str]:
-    lines = []
-    for j, p in enumerate(model.parameter_names):
-        if modes[p] == "scalar":
-            lines.append(f"const real P_{p} = P[{j}][0];")
-        else:
-            lines.append(f"const real* restrict PA_{p} = P[{j}];")
-    return lines
-
-
-def _step_loads(model: NeuronModel, modes: dict[str, str]) -> list[str]:
-    return [f"const real P_{p} = PA_{p}[i];" for p in model.parameter_names if modes[p] == "time"]
-
-
-def _neuron_loads(model: NeuronModel, modes: dict[str, str], real: str) -> list[str]:
-    lines = []
-    for p in model.parameter_names:
-        if modes[p] == "neuron":
-            lines.append(f"const {real} P_{p} = PA_{p}[k];")
-        elif modes[p] == "time_neuron":
-            lines.append(f"const {real} P_{p} = PA_{p}[i*n + k];")
-    return lines
 
 
 def _record_lines(model: NeuronModel, names: dict[str, str], records: tuple[int, ...], real: str) -> list[str]:

@@ -9,7 +9,6 @@ or only its segment starts with checkpointing).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import sympy
@@ -234,14 +233,10 @@ def _kernel(signature: list[str], model: NeuronModel, modes: dict[str, str], loo
     lifted = lifted or {0: [], 1: []}
 
     def loads(where):
-        lines = [x.replace("const double P_", f"const {real} P_") for x in _param_loads(model, modes, where)]
-        # per-neuron values through restrict pointers loaded once: the loop then vectorises
-        return [re.sub(r"= P\[(\d+)\]\[", r"= PA\1[", x) for x in lines] if where == "neuron" else lines
+        return _param_loads(model, modes, where, real, pointers=True)
 
-    per_neuron = [j for j, p in enumerate(model.parameter_names) if modes[p] in ("neuron", "time_neuron")]
     out = list(signature)
     out += ["  " + x for x in loads("outer") + lifted[0]]
-    out += [f"  const real* restrict PA{j} = P[{j}];" for j in per_neuron]
     out.append(f"  for ({loop}) {{")
     out.append(f"    const {real} t = ({real})(i*dt); const int64_t row = (i - i0)*n;")
     out += ["    " + x for x in loads("step") + lifted[1] + list(step)]
@@ -252,18 +247,24 @@ def _kernel(signature: list[str], model: NeuronModel, modes: dict[str, str], loo
     return out
 
 
-def _param_loads(model: NeuronModel, modes: dict[str, str], where: str) -> list[str]:
+def _param_loads(model: NeuronModel, modes: dict[str, str], where: str, real: str = "double",
+                 pointers: bool = False) -> list[str]:
+    """Parameter loads for the ``"outer"`` part of a kernel, each ``"step"`` or each ``"neuron"``. With
+    ``pointers``, arrays are read through restrict pointers ``PA_<name>`` set in the outer part (a loop
+    that reads ``P[j][k]`` reloads ``P[j]`` after every store and does not vectorise)."""
     lines = []
     for j, p in enumerate(model.parameter_names):
-        mode = modes[p]
+        mode, src = modes[p], (f"PA_{p}" if pointers else f"P[{j}]")
         if where == "outer" and mode == "scalar":
-            lines.append(f"const double P_{p} = P[{j}][0];")
+            lines.append(f"const {real} P_{p} = P[{j}][0];")
+        elif where == "outer" and pointers:
+            lines.append(f"const real* restrict PA_{p} = P[{j}];")
         elif where == "step" and mode == "time":
-            lines.append(f"const double P_{p} = P[{j}][i];")
+            lines.append(f"const {real} P_{p} = {src}[i];")
         elif where == "neuron" and mode == "neuron":
-            lines.append(f"const double P_{p} = P[{j}][k];")
+            lines.append(f"const {real} P_{p} = {src}[k];")
         elif where == "neuron" and mode == "time_neuron":
-            lines.append(f"const double P_{p} = P[{j}][i*n + k];")
+            lines.append(f"const {real} P_{p} = {src}[i*n + k];")
     return lines
 
 
@@ -278,15 +279,6 @@ static inline double _dexprel(double x) {{
 static inline double _clip(double x, double lo, double hi) {{ return x < lo ? lo : (x > hi ? hi : x); }}
 static inline double _int(double x) {{ return trunc(x); }}
 static inline double _sign(double x) {{ return (double)((x > 0) - (x < 0)); }}
-static inline double _surrogate(int kind, double a, double x) {{
-    switch (kind) {{
-    case 0: {{ double d = a*fabs(x) + 1.0; return 1.0/(d*d); }}
-    case 1: {{ double s = 1.0/(1.0 + exp(-a*x)); return a*s*(1.0 - s); }}
-    case 2: {{ double z = 1.5707963267948966*a*x; return 0.5*a/(1.0 + z*z); }}
-    case 3: {{ double z = 1.0 - fabs(x)/a; return z > 0 ? z/a : 0.0; }}
-    default: return 1.0;
-    }}
-}}
 """
 
 

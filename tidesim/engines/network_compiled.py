@@ -29,7 +29,7 @@ from tidesim.core.inputs import n_steps_for, record_names, resolve, seeded_gener
 from tidesim.core.network import NetworkDescription, Population, Projection, SpikeSource
 from tidesim.core.result import SimulationResult, SpikeEvents
 from tidesim.core.units import fmt
-from tidesim.engines.neuron_compiled import layout
+from tidesim.engines.neuron_compiled import grown_events, layout
 from tidesim.engines.requests import NetworkRun
 from tidesim.engines.schedule import NEVER, BoundModel, initial_state, refractory_steps
 
@@ -241,12 +241,9 @@ class _Arguments:
             i = int(bad[0])  # an event buffer is full: grow them to what the run so far projects, go on
             for key in [k for k in self.arrays if k.startswith("evc")]:
                 p = key[3:]
-                count, n = int(self.arrays[key][0]), self.ints[f"n{p}"]
-                cap = max(int(1.15 * count * self.T / max(i, 1)) + 2 * n, int(1.25 * len(self.arrays[f"ev{p}"])))
-                grown = np.empty(cap, dtype=np.int32)
-                grown[:count] = self.arrays[f"ev{p}"][:count]
-                self.arrays[f"ev{p}"] = grown
-                self.arrays[key][1] = cap
+                self.arrays[f"ev{p}"] = grown_events(self.arrays[f"ev{p}"], int(self.arrays[key][0]), i, self.T,
+                                                     2 * self.ints[f"n{p}"])
+                self.arrays[key][1] = len(self.arrays[f"ev{p}"])
 
     def events(self, p: int) -> SpikeEvents:
         """Population ``p``'s spikes as events."""

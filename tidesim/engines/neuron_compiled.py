@@ -30,7 +30,8 @@ from tidesim.core.units import fmt, to_numpy
 from tidesim.engines.requests import NeuronRun, RunConfig, neuron_result
 from tidesim.engines.schedule import NEVER, BoundModel, initial_state, refractory_steps
 
-__all__ = ["check", "run_compiled", "kernel_for", "layout", "surrogate_code", "threads_for", "NEURONS_PER_THREAD"]
+__all__ = ["check", "run_compiled", "kernel_for", "layout", "surrogate_code", "threads_for", "NEURONS_PER_THREAD",
+           "grown_events"]
 
 _P = ctypes.c_void_p
 _I = ctypes.c_int64
@@ -147,6 +148,15 @@ def _rows(g: torch.Tensor | None, dtype, n: int) -> tuple[torch.Tensor | None, i
     return g.contiguous(), n
 
 
+def grown_events(buffer: np.ndarray, count: int, at_step: int, n_steps: int, room: int) -> np.ndarray:
+    """A larger event buffer holding the first ``count`` events: room for the count the run so far
+    projects at its end (+15%), at least ``room`` more than now and 25% more than before."""
+    projected = int(1.15 * count * n_steps / max(at_step, 1)) + room
+    grown = np.empty(max(projected, count + room, int(1.25 * len(buffer))), dtype=buffer.dtype)
+    grown[:count] = buffer[:count]
+    return grown
+
+
 class _Events:
     """Spikes of one range of neurons: the neurons of each step (int32) and per-step counts, in a buffer
     that grows when the kernel asks (to the count the run so far projects, not by doubling)."""
@@ -157,11 +167,7 @@ class _Events:
         self.count = np.zeros(1, dtype=np.int64)
 
     def grow(self, at_step: int, n_steps: int, room: int) -> None:
-        c = int(self.count[0])
-        projected = int(1.15 * c * n_steps / max(at_step, 1)) + room
-        new = np.empty(max(projected, c + room, int(1.25 * len(self.idx))), dtype=np.int32)
-        new[:c] = self.idx[:c]
-        self.idx = new
+        self.idx = grown_events(self.idx, int(self.count[0]), at_step, n_steps, room)
 
     def neurons(self) -> np.ndarray:
         c = int(self.count[0])
